@@ -1,0 +1,184 @@
+"""The ``forecourt`` command: run, worker, db upgrade, seed, user create, vapid-keys, services."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import click
+
+from backend.lib.settings import get_settings
+
+
+def _services() -> tuple[str, str]:
+    """Real servers from the environment, else the embedded ones (started if needed)."""
+    from backend.lib.embedded import ensure_services
+
+    return ensure_services()
+
+
+async def _with_session(work):
+    from backend.lib import db
+    from backend.lib.redis import make_redis
+
+    database_url, redis_url = _services()
+    engine = db.make_engine(database_url, pool_size=2)
+    redis = make_redis(redis_url)
+    try:
+        async with db.unit_of_work(db.make_session_maker(engine)) as session:
+            return await work(session, redis)
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+@click.group()
+def main() -> None:
+    """Forecourt — dealer management: sales, stock, test drives, service, roadside assistance."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default FORECOURT_HOST).")
+@click.option("--port", default=None, type=int, help="Port (default FORECOURT_PORT).")
+@click.option("--workers", default=1, show_default=True, help="Web worker processes.")
+@click.option("--with-worker/--no-worker", default=False, help="Also start one background (arq) worker.")
+@click.option("--reload", is_flag=True, help="Restart on code changes (development).")
+def run(host: str | None, port: int | None, workers: int, with_worker: bool, reload: bool) -> None:
+    """Serve the web app."""
+    import uvicorn
+
+    settings = get_settings()
+    _services()
+    host, port = host or settings.host, port or settings.port
+    worker_process = None
+    if with_worker:
+        worker_process = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], env=os.environ.copy())  # noqa: S603
+    click.echo(f"\n  Forecourt is running at http://{host}:{port}/\n")
+    if settings.is_development:
+        from backend.seed import DEMO_PASSWORD
+
+        click.echo(f"  Staff sign-in: http://{host}:{port}/sign-in  e-mail admin@forecourt.test "
+                   f"(or sales@, advisor@, tech@, dispatch@, manager@forecourt.test), password {DEMO_PASSWORD}\n")
+    try:
+        uvicorn.run("backend.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    reload=reload, proxy_headers=True, access_log=False, log_config=None)
+    finally:
+        if worker_process is not None:
+            worker_process.terminate()
+            worker_process.wait(timeout=30)
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Exit 0 if a worker is healthy (for container health checks).")
+def worker(check: bool) -> None:
+    """Run a background worker (arq)."""
+    _services()
+    from arq.worker import check_health, run_worker
+
+    from workers.settings import WorkerSettings
+
+    if check:
+        sys.exit(check_health(WorkerSettings))
+    run_worker(WorkerSettings)
+
+
+@main.group(name="db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command()
+def upgrade() -> None:
+    """Apply all migrations."""
+    from backend.lib.migrate import upgrade as do_upgrade
+
+    database_url, _ = _services()
+    do_upgrade(database_url)
+    click.echo("Database is up to date.")
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Add the demo data even if the database has accounts.")
+def seed(force: bool) -> None:
+    """Put demo data (a group, two branches, one account per role) into an empty database."""
+    from backend.seed import DEMO_PASSWORD, seed_demo
+
+    async def work(session, redis):
+        return await seed_demo(session, redis, only_if_empty=not force)
+
+    if asyncio.run(_with_session(work)):
+        click.echo(f"Demo data added. Sign in as admin@forecourt.test with password {DEMO_PASSWORD}.")
+    else:
+        click.echo("The database already has accounts; demo data not added.")
+
+
+@main.group()
+def user() -> None:
+    """Staff accounts."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", required=True,
+              type=click.Choice(["admin", "manager", "sales", "service_advisor", "technician", "dispatcher"]))
+@click.option("--branch", default=None, help="Branch code (e.g. SH01); none for admins and group managers.")
+@click.option("--locale", default=None, type=click.Choice(["zh_CN", "en"]))
+def user_create(email: str, name: str, role: str, branch: str | None, locale: str | None) -> None:
+    """Create a staff account; the password is read from standard input."""
+    from backend.domains.accounts.service import AccountService
+    from backend.lib.errors import DomainError
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+
+    async def work(session, redis):
+        return await AccountService(session, redis).create_user(
+            email=email, name=name, role=role, password=password, branch_code=branch, locale=locale)
+
+    try:
+        created = asyncio.run(_with_session(work))
+    except DomainError as exc:
+        details = "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) or exc.message
+        raise click.ClickException(details) from exc
+    click.echo(f"Created {created.role} {created.email} (id {created.id}).")
+
+
+@main.command("vapid-keys")
+@click.option("--rotate", is_flag=True, help="Replace the existing pair (existing push subscriptions stop working).")
+def vapid_keys(rotate: bool) -> None:
+    """Create (or show) the Web Push VAPID key pair kept in the database."""
+    from backend.domains.system.service import ensure_vapid_keys
+
+    async def work(session, redis):
+        return await ensure_vapid_keys(session, replace=rotate)
+
+    pair = asyncio.run(_with_session(work))
+    click.echo(f"VAPID public key: {pair['public_key']}")
+
+
+@main.group()
+def services() -> None:
+    """The embedded PostgreSQL and Redis used when DATABASE_URL / REDIS_URL are unset."""
+
+
+@services.command("start")
+def services_start() -> None:
+    database_url, redis_url = _services()
+    click.echo(f"DATABASE_URL={database_url}\nREDIS_URL={redis_url}")
+
+
+@services.command("stop")
+def services_stop() -> None:
+    from backend.lib.embedded import stop_services
+
+    stop_services()
+    click.echo("Embedded services stopped.")
+
+
+if __name__ == "__main__":
+    main()

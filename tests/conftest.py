@@ -1,0 +1,182 @@
+"""Test fixtures against real servers.
+
+The suite makes its own databases on whatever PostgreSQL it is given (``DATABASE_URL``, else the
+embedded one) and drops them afterwards; each test runs inside a transaction that is rolled back
+(SQLAlchemy's ``join_transaction_mode="create_savepoint"`` recipe). Redis tests use their own
+database number, flushed around each test.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("FORECOURT_ENV", "test")
+os.environ.setdefault("FORECOURT_LOG_JSON", "false")
+os.environ.setdefault("FORECOURT_LOG_LEVEL", "WARNING")
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import pytest
+import httpx
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.lib.db import async_url
+from backend.lib.embedded import ensure_services
+from backend.lib.migrate import upgrade
+from backend.lib.redis import make_redis
+from backend.lib.settings import get_settings
+
+TEST_DB = "forecourt_test"
+REDIS_TEST_DB = 15
+
+
+def database_url_for(base_url: str, name: str) -> str:
+    return make_url(async_url(base_url)).set(database=name).render_as_string(hide_password=False)
+
+
+def redis_url_for(base_url: str, db: int) -> str:
+    if base_url.startswith("unix://"):
+        return base_url.split("?")[0] + f"?db={db}"
+    head = base_url.rsplit("/", 1)[0] if base_url.count("/") > 2 else base_url
+    return f"{head}/{db}"
+
+
+async def recreate_database(base_url: str, name: str) -> None:
+    url = make_url(async_url(base_url))
+    kwargs = {"user": url.username, "password": url.password, "database": url.database or "postgres"}
+    if host := url.query.get("host"):
+        kwargs["host"] = host
+    else:
+        kwargs |= {"host": url.host, "port": url.port or 5432}
+    conn = await asyncpg.connect(**kwargs)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(base_url: str, name: str) -> None:
+    url = make_url(async_url(base_url))
+    kwargs = {"user": url.username, "password": url.password, "database": url.database or "postgres"}
+    if host := url.query.get("host"):
+        kwargs["host"] = host
+    else:
+        kwargs |= {"host": url.host, "port": url.port or 5432}
+    conn = await asyncpg.connect(**kwargs)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def base_urls() -> tuple[str, str]:
+    """The servers under test: from the environment, or the embedded ones."""
+    return ensure_services()
+
+
+@pytest.fixture(scope="session")
+async def database_url(base_urls) -> AsyncIterator[str]:
+    base, _ = base_urls
+    await recreate_database(base, TEST_DB)
+    url = database_url_for(base, TEST_DB)
+    import anyio.to_thread
+
+    await anyio.to_thread.run_sync(upgrade, url)  # Alembic's async env runs its own loop
+    yield url
+    await drop_database(base, TEST_DB)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        yield conn
+        if transaction.is_active:
+            await transaction.rollback()
+
+
+@pytest.fixture
+def session_maker(connection) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(bind=connection, class_=AsyncSession, expire_on_commit=False,
+                              join_transaction_mode="create_savepoint")
+
+
+@pytest.fixture
+async def session(session_maker) -> AsyncIterator[AsyncSession]:
+    async with session_maker() as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def redis_url(base_urls) -> str:
+    return redis_url_for(base_urls[1], REDIS_TEST_DB)
+
+
+@pytest.fixture
+async def redis(redis_url):
+    client = make_redis(redis_url)
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture
+def settings():
+    return get_settings()
+
+
+@pytest.fixture
+async def app(database_url, session_maker, redis, settings):
+    from backend.app import create_app
+
+    # The app's own engine is never used for queries here: every session joins the test transaction.
+    return create_app(settings, engine=create_async_engine(database_url, poolclass=NullPool),
+                      session_maker=session_maker, redis=redis)
+
+
+@asynccontextmanager
+async def running(app):
+    """Run the app's lifespan in a task of its own: anyio wants it entered and left in one task,
+    and pytest-asyncio sets fixtures up and tears them down in different ones."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def lifespan() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(lifespan())
+    await asyncio.wait([task, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # start-up failed: raise its error here
+    try:
+        yield app
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the test's own event loop (Litestar's test client would use another loop,
+    which asyncpg connections refuse)."""
+    async with running(app):
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as c:
+            yield c
