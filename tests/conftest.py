@@ -13,18 +13,25 @@ import os
 os.environ.setdefault("FORECOURT_ENV", "test")
 os.environ.setdefault("FORECOURT_LOG_JSON", "false")
 os.environ.setdefault("FORECOURT_LOG_LEVEL", "WARNING")
+os.environ.setdefault("FORECOURT_PASSWORD_HASH_MEMORY_KIB", "1024")
+os.environ.setdefault("FORECOURT_PASSWORD_HASH_TIME_COST", "1")
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-import pytest
 import httpx
+import pytest
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import NullPool
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.lib.db import async_url
 from backend.lib.embedded import ensure_services
@@ -178,5 +185,6 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
     which asyncpg connections refuse)."""
     async with running(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local",
+                                     headers={"Accept-Language": "en"}) as c:
             yield c

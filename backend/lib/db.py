@@ -17,9 +17,8 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyPlugin,
 )
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from .settings import get_settings
 

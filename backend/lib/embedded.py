@@ -31,7 +31,7 @@ def ensure_postgres() -> str:
 
     pgdata = _var() / "pgdata"
     server = pgserver.get_server(pgdata, cleanup_mode=None)
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")  # noqa: S608 - a constant
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {DB_NAME};")
     return f"postgresql+asyncpg://postgres@/{DB_NAME}?host={pgdata}"

@@ -18,10 +18,11 @@ async def hit(redis: Redis, key: str, limit: int, window_seconds: int) -> Limit:
     """Count one attempt against ``key``; refuse when more than ``limit`` happened in the window."""
     full_key = f"ratelimit:{key}"
     async with redis.pipeline(transaction=True) as pipe:
+        # SET NX starts the window; works on Redis 6.2 (embedded) where EXPIRE NX does not exist.
+        pipe.set(full_key, 0, ex=window_seconds, nx=True)
         pipe.incr(full_key)
-        pipe.expire(full_key, window_seconds, nx=True)
         pipe.ttl(full_key)
-        count, _, ttl = await pipe.execute()
+        _, count, ttl = await pipe.execute()
     return Limit(allowed=count <= limit, count=count, retry_after=max(int(ttl), 1))
 
 

@@ -14,7 +14,7 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
-DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef" # noqa: S105 - refused outside development
 
 
 class Environment(StrEnum):
@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     log_json: bool = True
     db_pool_size: int = 10
     vapid_subject: str = "mailto:admin@forecourt.example"
+    # argon2id cost; the defaults are argon2-cffi's (64 MiB, 3 passes). Tests lower them to run fast.
+    password_hash_memory_kib: int = 65536
+    password_hash_time_cost: int = 3
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
@@ -61,6 +64,8 @@ class Settings(BaseSettings):
                     "FORECOURT_SECRET_KEY must be set to a random value of at least 32 characters "
                     "outside development (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
                 )
+            if self.password_hash_memory_kib < 19456 or self.password_hash_time_cost < 2:
+                raise ValueError("argon2 cost below OWASP's minimum (19 MiB, 2 passes) is refused in production")
         return self
 
     @property

@@ -85,8 +85,7 @@ class LanguageController(Controller):
         if values is None:
             raise Invalid(fields=errors)
         chosen = await accounts.set_language(request.user, values.lang)
-        referer_path = request.headers.get("referer", "").split(request.base_url.rstrip("/"), 1)[-1]
-        target = safe_next(values.next or referer_path, default="/")
+        target = safe_next(values.next, default="/")
         cookie = Cookie(key=LANG_COOKIE, value=chosen, max_age=365 * 24 * 3600, path="/", samesite="lax",
                         httponly=True, secure=request.app.state.settings.cookies_secure)
         return Redirect(target, status_code=303, cookies=[cookie])

@@ -6,7 +6,10 @@ import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
+from backend.lib.settings import get_settings
+
+_hasher = PasswordHasher(memory_cost=get_settings().password_hash_memory_kib,
+                         time_cost=get_settings().password_hash_time_cost)
 # Verified against when the e-mail is unknown, so both failures take the same time.
 _DUMMY_HASH = _hasher.hash("forecourt-timing-equaliser")
 

@@ -151,9 +151,10 @@ class AccountService:
         user = StaffUser(email=rules.normalize_email(email), name=name.strip(), role=role,
                          branch_id=branch.id if branch else None, locale=normalize(locale),
                          password_hash=await hash_password(password))
-        self.session.add(user)
         try:
+            # A savepoint: a duplicate e-mail must not spoil the caller's transaction.
             async with self.session.begin_nested():
+                self.session.add(user)
                 await self.session.flush()
         except IntegrityError as exc:
             raise Conflict(_("An account with that e-mail already exists."),

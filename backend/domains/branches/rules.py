@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, time
 from zoneinfo import ZoneInfo, available_timezones
 
-
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_OPENING_HOURS = {day: ["08:30", "18:00"] for day in WEEKDAYS[:6]} | {"sun": ["09:00", "17:00"]}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.domains.branches import repository as branch_repository
-from backend.domains.dashboard.service import BranchStatus
 from backend.domains.branches import rules as branch_rules
+from backend.domains.dashboard.service import BranchStatus
 from backend.lib.db import utcnow
 
 
