@@ -37,6 +37,10 @@ async def _with_session(work):
 @click.group()
 def main() -> None:
     """Forecourt — dealer management: sales, stock, test drives, service, roadside assistance."""
+    from backend.lib import i18n
+
+    # Operators read messages in their shell's language; English unless it asks for Chinese.
+    i18n.set_locale(i18n.normalize(os.environ.get("LC_ALL") or os.environ.get("LANG")) or "en")
 
 
 @main.command()

@@ -39,7 +39,8 @@ from backend.lib.migrate import upgrade
 from backend.lib.redis import make_redis
 from backend.lib.settings import get_settings
 
-TEST_DB = "forecourt_test"
+# Per run, so two runs on one server (two checkouts, a developer and CI) never drop each other's database.
+TEST_DB = f"forecourt_test_{os.getpid()}"
 REDIS_TEST_DB = 15
 
 

@@ -14,6 +14,7 @@ from backend.domains.accounts.rules import StaffRole
 from backend.lib.htmx import page
 
 from . import service
+from .rules import describe
 from .schemas import AuditEntryPublic
 
 PageSize = Annotated[int, Parameter(ge=1, le=200, default=50)]
@@ -28,7 +29,7 @@ class AuditScreenController(Controller):
     @get("/")
     async def index(self, request: Request, db_session: AsyncSession, before: BeforeId = None) -> Template:
         entries = await service.recent(db_session, branch_id=request.user.branch_scope, limit=50, before_id=before)
-        return page(request, "audit/index.html", {"entries": entries}, block="entries")
+        return page(request, "audit/index.html", {"entries": entries, "describe": describe}, block="entries")
 
 
 class AuditApi(Controller):

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.domains.accounts.guards import sessions_only, staff_required
 from backend.domains.accounts.rules import ROLE_LABELS
+from backend.domains.audit.rules import describe
 from backend.lib.htmx import page
 
 from .service import dashboard_for
@@ -18,4 +19,5 @@ class DashboardController(Controller):
     @get("/dashboard")
     async def index(self, request: Request, db_session: AsyncSession) -> Template:
         dashboard = await dashboard_for(db_session, request.user)
-        return page(request, "dashboard/index.html", {"dashboard": dashboard, "roles": ROLE_LABELS})
+        return page(request, "dashboard/index.html", {"dashboard": dashboard, "roles": ROLE_LABELS,
+                                                         "describe": describe})
