@@ -26,7 +26,9 @@ def _var() -> Path:
 def ensure_postgres() -> str:
     """Start (or reuse) the embedded PostgreSQL and return an asyncpg URL for the app database."""
     # pgserver asks platformdirs for a runtime dir, which warns when XDG_RUNTIME_DIR is unset.
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(_var()))
+    runtime = _var() / "run"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     import pgserver  # imported lazily: only needed without DATABASE_URL
 
     pgdata = _var() / "pgdata"
