@@ -3,7 +3,7 @@
 The suite makes its own databases on whatever PostgreSQL it is given (``DATABASE_URL``, else the
 embedded one) and drops them afterwards; each test runs inside a transaction that is rolled back
 (SQLAlchemy's ``join_transaction_mode="create_savepoint"`` recipe). Redis tests use their own
-database number, flushed around each test.
+database number (claimed per run), flushed around each test.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from backend.lib.settings import get_settings
 
 # Per run, so two runs on one server (two checkouts, a developer and CI) never drop each other's database.
 TEST_DB = f"forecourt_test_{os.getpid()}"
-REDIS_TEST_DB = 15
 
 
 def database_url_for(base_url: str, name: str) -> str:
@@ -130,9 +129,37 @@ async def session(session_maker) -> AsyncIterator[AsyncSession]:
         yield s
 
 
+def claim_redis_db(base_redis_url: str) -> int:
+    """A Redis database number no other concurrent test run is using (1-13; a lock key in db 0).
+
+    Two runs sharing one number would flush each other's keys between tests."""
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(redis_url_for(base_redis_url, 0))
+    try:
+        for number in range(1, 14):
+            if client.set(f"forecourt-test-db-claim:{number}", os.getpid(), nx=True, ex=3600):
+                return number
+    finally:
+        client.close()
+    raise RuntimeError("no free Redis database for the tests (13 concurrent runs?)")
+
+
+def release_redis_db(base_redis_url: str, number: int) -> None:
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(redis_url_for(base_redis_url, 0))
+    try:
+        client.delete(f"forecourt-test-db-claim:{number}")
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
-def redis_url(base_urls) -> str:
-    return redis_url_for(base_urls[1], REDIS_TEST_DB)
+def redis_url(base_urls):
+    number = claim_redis_db(base_urls[1])
+    yield redis_url_for(base_urls[1], number)
+    release_redis_db(base_urls[1], number)
 
 
 @pytest.fixture

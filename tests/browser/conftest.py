@@ -25,7 +25,14 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from backend.lib.migrate import upgrade
 from backend.lib.redis import make_redis
-from tests.conftest import database_url_for, drop_database, recreate_database, redis_url_for
+from tests.conftest import (
+    claim_redis_db,
+    database_url_for,
+    drop_database,
+    recreate_database,
+    redis_url_for,
+    release_redis_db,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 HAVE_CHROMIUM = CHROMIUM.exists()
@@ -39,7 +46,6 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 E2E_DB = f"forecourt_e2e_{os.getpid()}"  # per run, like the service-test database
-E2E_REDIS_DB = 14
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 HERE = Path(__file__).resolve().parent
@@ -126,7 +132,8 @@ async def live_server(base_urls, tmp_path_factory) -> AsyncIterator[str]:
     base_db, base_redis = base_urls
     await recreate_database(base_db, E2E_DB)
     database_url = database_url_for(base_db, E2E_DB)
-    redis_url = redis_url_for(base_redis, E2E_REDIS_DB)
+    redis_number = claim_redis_db(base_redis)
+    redis_url = redis_url_for(base_redis, redis_number)
     process = None
     try:
         await asyncio.to_thread(upgrade, database_url)  # Alembic's async env runs its own loop
@@ -166,6 +173,7 @@ async def live_server(base_urls, tmp_path_factory) -> AsyncIterator[str]:
             await redis.flushdb()
         finally:
             await redis.aclose()
+        release_redis_db(base_redis, redis_number)
         await drop_database(base_db, E2E_DB)
 
 
