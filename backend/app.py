@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from backend.domains.accounts.middleware import AuthAndLocaleMiddleware
+from backend.domains.outbox import service as outbox
 from backend.lib import db
 from backend.lib.errors import exception_handlers
 from backend.lib.observability import RequestIdMiddleware, configure_logging
@@ -59,14 +60,25 @@ def create_app(
     session_maker = session_maker or db.make_session_maker(engine)
     redis = redis or make_redis(settings.redis_url)
 
-    async def close_redis() -> None:
-        await redis.aclose()
-
     async def on_startup(app: Litestar) -> None:
+        from arq import create_pool
+        from arq.connections import RedisSettings
+
         from backend.domains.system.service import ensure_vapid_keys
+        from workers.notification_jobs import enqueue_outbox_events
 
         async with db.unit_of_work(session_maker) as session:
             await ensure_vapid_keys(session)
+        # Outbox events go to the queue after their transaction commits (see domains/outbox).
+        app.state.arq = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+        outbox.set_dispatcher(lambda ids: enqueue_outbox_events(app.state.arq, ids))
+
+    async def on_shutdown(app: Litestar) -> None:
+        outbox.set_dispatcher(None)
+        await outbox.drain_background()
+        if getattr(app.state, "arq", None) is not None:
+            await app.state.arq.aclose()
+        await redis.aclose()
 
     csrf = CSRFConfig(
         secret=settings.secret_key,
@@ -111,7 +123,7 @@ def create_app(
             security=[{"apiKey": []}],
         ),
         on_startup=[on_startup],
-        on_shutdown=[close_redis],
+        on_shutdown=[on_shutdown],
         logging_config=None,  # ours (JSON with the request id) is set up above
         debug=False,
     )

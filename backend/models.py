@@ -3,7 +3,18 @@
 from backend.domains.accounts.models import ApiKey, StaffUser
 from backend.domains.audit.models import AuditEntry
 from backend.domains.branches.models import Branch, DealerGroup
+from backend.domains.customers.models import Customer, TrackingLink
+from backend.domains.notifications.models import (
+    DeliveryAttempt,
+    Notification,
+    NotificationPreference,
+    PushSubscription,
+)
+from backend.domains.outbox.models import OutboxEvent
+from backend.domains.scheduler.models import ScheduledTask
 from backend.domains.system.models import SystemSetting
 from backend.lib.db import metadata
 
-__all__ = ["ApiKey", "AuditEntry", "Branch", "DealerGroup", "StaffUser", "SystemSetting", "metadata"]
+__all__ = ["ApiKey", "AuditEntry", "Branch", "Customer", "DealerGroup", "DeliveryAttempt", "Notification",
+           "NotificationPreference", "OutboxEvent", "PushSubscription", "ScheduledTask", "StaffUser",
+           "SystemSetting", "TrackingLink", "metadata"]

@@ -3,7 +3,10 @@
 from backend.domains.accounts.api import ApiKeyApi, MeApi
 from backend.domains.accounts.controllers import ApiKeyScreenController, LanguageController, SignInController
 from backend.domains.audit.controllers import AuditApi, AuditScreenController
+from backend.domains.customers.controllers import CustomerController
 from backend.domains.dashboard.controllers import DashboardController
+from backend.domains.notifications.api import NotificationApi, PushSubscriptionApi
+from backend.domains.notifications.controllers import MyNotificationsController, NotificationLogController
 from backend.domains.public.controllers import PublicController
 from backend.domains.system.controllers import HealthController, MetricsController
 
@@ -14,9 +17,14 @@ route_handlers = [
     DashboardController,
     ApiKeyScreenController,
     AuditScreenController,
+    CustomerController,
+    MyNotificationsController,
+    NotificationLogController,
     HealthController,
     MetricsController,
     MeApi,
     ApiKeyApi,
     AuditApi,
+    PushSubscriptionApi,
+    NotificationApi,
 ]

@@ -15,6 +15,8 @@ os.environ.setdefault("FORECOURT_LOG_JSON", "false")
 os.environ.setdefault("FORECOURT_LOG_LEVEL", "WARNING")
 os.environ.setdefault("FORECOURT_PASSWORD_HASH_MEMORY_KIB", "1024")
 os.environ.setdefault("FORECOURT_PASSWORD_HASH_TIME_COST", "1")
+# The local push receiver of the tests listens on http://127.0.0.1.
+os.environ.setdefault("FORECOURT_PUSH_ALLOW_INSECURE_ENDPOINTS", "true")
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -216,3 +218,44 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local",
                                      headers={"Accept-Language": "en"}) as c:
             yield c
+
+
+# -- notifications: a local push service and SMTP server ----------------------------------------
+
+
+@pytest.fixture
+async def push_receiver():
+    from tests.push_receiver import PushReceiver
+
+    receiver = await PushReceiver().start()
+    yield receiver
+    await receiver.stop()
+
+
+@pytest.fixture
+def smtp_receiver():
+    from tests.smtp_receiver import SmtpReceiver
+
+    receiver = SmtpReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+async def channels(session, smtp_receiver, settings):
+    """The senders a worker makes at start-up, pointed at the local receivers."""
+    from backend.domains.notifications.channels.email import EmailSender
+    from backend.domains.notifications.channels.push import PushSender
+    from backend.domains.notifications.channels.sms import LoggingSmsProvider
+    from backend.domains.notifications.delivery import Channels
+    from backend.domains.system.service import ensure_vapid_keys
+    from backend.lib.templating import make_environment
+
+    vapid = await ensure_vapid_keys(session)
+    mail_settings = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": smtp_receiver.port,
+                                                "smtp_starttls": False})
+    push = PushSender(vapid["private_pem"], "mailto:ops@forecourt.test")
+    bundle = Channels(push=push, email=EmailSender(mail_settings), sms=LoggingSmsProvider(),
+                      templates=make_environment(), base_url="https://dealer.example")
+    yield bundle
+    await push.close()

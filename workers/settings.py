@@ -1,19 +1,30 @@
-"""arq worker settings: ``forecourt worker`` or ``arq workers.settings.WorkerSettings``.
+"""arq worker settings: ``forecourt worker`` (or ``arq workers.settings.WorkerSettings``).
 
-Clients (database engine, Redis) are made once at start-up and kept in ``ctx``; jobs take ids,
-reload their rows and are safe to run twice.
+Clients (database engine, Redis, the push/e-mail/SMS senders) are made once at start-up and kept
+in ``ctx``; jobs take ids, reload their rows and are safe to run twice.
 """
 
 from __future__ import annotations
 
-from arq.connections import RedisSettings
+import socket
 
+from arq import cron
+from arq.connections import RedisSettings
+from arq.worker import func
+
+from backend.domains.notifications.channels.email import EmailSender
+from backend.domains.notifications.channels.push import PushSender
+from backend.domains.notifications.channels.sms import make_sms_provider
+from backend.domains.notifications.delivery import Channels
+from backend.domains.outbox import service as outbox
+from backend.domains.system.service import ensure_vapid_keys
 from backend.lib import db
 from backend.lib.observability import configure_logging
 from backend.lib.redis import make_redis
 from backend.lib.settings import get_settings
+from backend.lib.templating import make_environment
 
-from . import jobs
+from . import jobs, notification_jobs
 
 
 def redis_settings() -> RedisSettings:
@@ -25,25 +36,52 @@ def redis_settings() -> RedisSettings:
     return RedisSettings.from_dsn(settings.redis_url)
 
 
+async def make_channels(session_maker, settings) -> Channels:
+    async with db.unit_of_work(session_maker) as session:
+        vapid = await ensure_vapid_keys(session)
+    push = PushSender(vapid["private_pem"], settings.vapid_subject)
+    await push.__aenter__()
+    return Channels(push=push, email=EmailSender(settings), sms=make_sms_provider(settings),
+                    templates=make_environment(), base_url=settings.base_url)
+
+
 async def startup(ctx: dict) -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     ctx["engine"] = db.make_engine(settings.database_url, pool_size=5)
     ctx["session_maker"] = db.make_session_maker(ctx["engine"])
     ctx["redis_app"] = make_redis(settings.redis_url)
+    ctx["channels"] = await make_channels(ctx["session_maker"], settings)
+    # Events recorded by jobs (a scheduled reminder creates a notification) go out after commit.
+    outbox.set_dispatcher(lambda ids: notification_jobs.enqueue_outbox_events(ctx["redis"], ids))
 
 
 async def shutdown(ctx: dict) -> None:
+    outbox.set_dispatcher(None)
+    await outbox.drain_background()
+    await ctx["channels"].push.close()
+    await ctx["channels"].sms.close()
     await ctx["engine"].dispose()
     await ctx["redis_app"].aclose()
 
 
 class WorkerSettings:
-    functions = [jobs.ping_database]
+    functions = [
+        jobs.ping_database,
+        # keep_result=0: the job id frees as soon as the job ends, so the sweeper can enqueue the
+        # event again if it is still pending; max_tries covers the channel back-offs.
+        func(notification_jobs.process_outbox_event, keep_result=0, max_tries=20),
+    ]
+    cron_jobs = [
+        cron(notification_jobs.sweep_outbox, second={0, 30}, run_at_startup=True, keep_result=0),
+        cron(notification_jobs.run_due_tasks, second={5, 20, 35, 50}, run_at_startup=True, keep_result=0),
+    ]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = redis_settings()
     job_timeout = 120
     max_tries = 5
     health_check_interval = 30
+    # Per host, so `forecourt worker --check` in a container checks that container's worker.
+    health_check_key = f"arq:health-check:{socket.gethostname()}"
     keep_result = 3600

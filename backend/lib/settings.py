@@ -52,6 +52,23 @@ class Settings(BaseSettings):
     log_json: bool = True
     db_pool_size: int = 10
     vapid_subject: str = "mailto:admin@forecourt.example"
+    # Notifications
+    push_allow_insecure_endpoints: bool = False  # tests and local receivers only
+    push_ttl_seconds: int = 24 * 3600
+    smtp_host: str | None = None  # e-mail is off until a server is set
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    smtp_use_tls: bool = False
+    smtp_from: str = "Forecourt <no-reply@forecourt.example>"
+    sms_provider: str = "log"  # "log" writes to the log; "http" posts to sms_http_url
+    sms_http_url: str | None = None
+    # JSON body with {phone} and {text} filled in (JSON-escaped), e.g. {"to": "{phone}", "msg": "{text}"}
+    sms_http_template: str = '{"to": "{phone}", "text": "{text}"}'
+    sms_http_authorization: str | None = None  # sent as the Authorization header
+    outbox_sweep_delay_seconds: int = 60
+    scheduler_batch_size: int = 500
     # argon2id cost; the defaults are argon2-cffi's (64 MiB, 3 passes). Tests lower them to run fast.
     password_hash_memory_kib: int = 65536
     password_hash_time_cost: int = 3

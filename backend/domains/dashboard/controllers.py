@@ -21,3 +21,8 @@ class DashboardController(Controller):
         dashboard = await dashboard_for(db_session, request.user)
         return page(request, "dashboard/index.html", {"dashboard": dashboard, "roles": ROLE_LABELS,
                                                          "describe": describe})
+
+    @get("/menu")
+    async def menu(self, request: Request) -> Template:
+        """Everything that does not fit in the bottom navigation, by role."""
+        return page(request, "dashboard/menu.html")

@@ -1,0 +1,121 @@
+"""Record events in the caller's transaction; hand them to arq once that transaction commits.
+
+A service calls :func:`record`; the row is written with the state change. When the session commits,
+the SQLAlchemy ``after_commit`` hook passes the new ids to the process's dispatcher (the app's or the
+worker's arq pool), which enqueues ``process_outbox_event`` with job id ``outbox-<id>``. Nothing is
+enqueued before the commit, and nothing is lost if the enqueue fails: the sweeper
+(:func:`due_for_sweep`) finds rows still pending after ``outbox_sweep_delay_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
+
+from sqlalchemy import event, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from backend.lib.db import utcnow
+
+from .models import OutboxEvent
+
+log = logging.getLogger("forecourt.outbox")
+PENDING_KEY = "outbox_pending_ids"
+
+Dispatcher = Callable[[list[int]], Awaitable[None]]
+_dispatcher: Dispatcher | None = None
+_background: set[asyncio.Task] = set()
+
+
+def set_dispatcher(dispatcher: Dispatcher | None) -> None:
+    """The app and the worker each install one at start-up; tests install their own."""
+    global _dispatcher
+    _dispatcher = dispatcher
+
+
+async def record(session: AsyncSession, kind: str, payload: dict) -> OutboxEvent:
+    event_row = OutboxEvent(kind=kind, payload=payload)
+    session.add(event_row)
+    await session.flush()
+    session.sync_session.info.setdefault(PENDING_KEY, []).append(event_row.id)
+    return event_row
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(sync_session: Session) -> None:
+    ids = sync_session.info.pop(PENDING_KEY, None)
+    if not ids or _dispatcher is None:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # committed outside an event loop: the sweeper will pick the rows up
+        return
+    task = loop.create_task(_dispatch(list(ids)))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(sync_session: Session) -> None:
+    sync_session.info.pop(PENDING_KEY, None)
+
+
+async def _dispatch(ids: list[int]) -> None:
+    try:
+        await _dispatcher(ids)
+    except Exception:  # noqa: BLE001 - Redis may be down; the sweeper re-enqueues later
+        log.warning("could not hand outbox events %s to the queue; the sweeper will retry", ids, exc_info=True)
+
+
+async def drain_background() -> None:
+    """Wait for after-commit hand-offs still in flight (shutdown and tests)."""
+    while _background:
+        await asyncio.gather(*list(_background), return_exceptions=True)
+
+
+async def lock_pending(session: AsyncSession, event_id: int) -> OutboxEvent | None:
+    """The event if it is still pending and no other worker holds it."""
+    result = await session.execute(
+        select(OutboxEvent).where(OutboxEvent.id == event_id, OutboxEvent.status == "pending")
+        .with_for_update(skip_locked=True)
+    )
+    return result.scalar_one_or_none()
+
+
+def mark_done(event_row: OutboxEvent) -> None:
+    event_row.status = "done"
+    event_row.processed_at = utcnow()
+    event_row.attempts += 1
+
+
+def mark_retry(event_row: OutboxEvent, delay: timedelta, error: str) -> None:
+    event_row.attempts += 1
+    event_row.available_at = utcnow() + delay
+    event_row.last_error = error[:1000]
+
+
+def mark_failed(event_row: OutboxEvent, error: str) -> None:
+    event_row.status = "failed"
+    event_row.attempts += 1
+    event_row.processed_at = utcnow()
+    event_row.last_error = error[:1000]
+
+
+async def due_for_sweep(session: AsyncSession, older_than: timedelta, limit: int = 1000) -> list[int]:
+    """Pending events that should have been handled by now (lost enqueue, dead worker, Redis flush)."""
+    now = utcnow()
+    result = await session.execute(
+        select(OutboxEvent.id)
+        .where(OutboxEvent.status == "pending", OutboxEvent.available_at <= now - older_than)
+        .order_by(OutboxEvent.available_at)
+        .limit(limit)
+    )
+    return list(result.scalars())
+
+
+async def requeue(session: AsyncSession, ids: Iterable[int]) -> None:
+    """Make events available now (used by an admin 'retry' and by tests)."""
+    await session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(list(ids))).values(available_at=utcnow()))
