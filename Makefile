@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Forecourt needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,embedded]'
 	@touch $(STAMP)
 
 # Translations are compiled as part of the install (the .mo files are not committed).
@@ -48,4 +48,5 @@ services-stop: install
 	$(BIN)/forecourt services stop
 
 clean:
+	-[ -x $(BIN)/forecourt ] && $(BIN)/forecourt services stop
 	rm -rf $(VENV) var .pytest_cache

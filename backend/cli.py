@@ -67,7 +67,8 @@ def run(host: str | None, port: int | None, workers: int, with_worker: bool, rel
                    f"(or sales@, advisor@, tech@, dispatch@, manager@forecourt.test), password {DEMO_PASSWORD}\n")
     try:
         uvicorn.run("backend.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    reload=reload, proxy_headers=True, access_log=False, log_config=None)
+                    reload=reload, proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+                    access_log=False, log_config=None)
     finally:
         if worker_process is not None:
             worker_process.terminate()
@@ -81,7 +82,11 @@ def worker(check: bool) -> None:
     _services()
     from arq.worker import check_health, run_worker
 
+    from backend.lib.observability import configure_logging
     from workers.settings import WorkerSettings
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)  # before arq logs its start-up line
 
     if check:
         sys.exit(check_health(WorkerSettings))

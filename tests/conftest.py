@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("FORECOURT_ENV", "test")
+os.environ.setdefault("FORECOURT_SECRET_KEY", "test-only-secret-" + "x" * 32)
 os.environ.setdefault("FORECOURT_LOG_JSON", "false")
 os.environ.setdefault("FORECOURT_LOG_LEVEL", "WARNING")
 os.environ.setdefault("FORECOURT_PASSWORD_HASH_MEMORY_KIB", "1024")

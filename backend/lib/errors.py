@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
@@ -127,7 +128,8 @@ def handle_not_authorized(request: Request, exc: NotAuthorizedException) -> Resp
     if wants_json(request):
         return error_response(request, 401, _status_message(401), "not_authenticated",
                               headers={"WWW-Authenticate": "Bearer"})
-    target = "/sign-in?next=" + request.url.path
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    target = "/sign-in?" + urlencode({"next": here})
     if is_htmx(request):
         return Response(None, status_code=200, headers={"HX-Redirect": target})
     return Redirect(target)

@@ -23,6 +23,21 @@ CONTENT_SECURITY_POLICY = "; ".join([
 ])
 
 
+# Only the API reference page (/schema) loads the Scalar viewer from its CDN with an inline bootstrap;
+# it shows no customer data. /schema/openapi.json is plain JSON and needs none of this.
+DOCS_CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net",
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com",
+    "font-src 'self' data: https://cdn.jsdelivr.net https://fonts.gstatic.com",
+    "img-src 'self' data: https://cdn.jsdelivr.net",
+    "connect-src 'self'",
+    "frame-ancestors 'none'",
+    "base-uri 'self'",
+    "object-src 'none'",
+])
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
@@ -36,7 +51,8 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableScopeHeaders.from_message(message)
-                headers["content-security-policy"] = CONTENT_SECURITY_POLICY
+                docs = scope["path"] in ("/schema", "/schema/") or scope["path"].startswith("/schema/scalar")
+                headers["content-security-policy"] = DOCS_CONTENT_SECURITY_POLICY if docs else CONTENT_SECURITY_POLICY
                 headers["x-content-type-options"] = "nosniff"
                 headers["x-frame-options"] = "DENY"
                 headers["referrer-policy"] = "same-origin"

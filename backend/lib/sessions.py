@@ -37,11 +37,13 @@ def _user_key(user_id: int) -> str:
     return f"user-sessions:{user_id}"
 
 
-async def create(redis: Redis, data: SessionData, idle_seconds: int) -> str:
+async def create(redis: Redis, data: SessionData, idle_seconds: int, absolute_seconds: int = 12 * 3600) -> str:
     session_id = secrets.token_urlsafe(32)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.set(_key(session_id), json.dumps(asdict(data)), ex=idle_seconds)
         pipe.sadd(_user_key(data.user_id), session_id)
+        # The list outlives no session: each sign-in pushes its expiry to the longest possible life.
+        pipe.expire(_user_key(data.user_id), absolute_seconds)
         await pipe.execute()
     return session_id
 
@@ -79,7 +81,10 @@ async def destroy(redis: Redis, session_id: str, user_id: int | None = None) -> 
 
 
 async def destroy_all_for_user(redis: Redis, user_id: int) -> int:
+    """End every live session of a user; returns how many were live."""
     ids = await redis.smembers(_user_key(user_id))
-    if ids:
-        await redis.delete(*[_key(i) for i in ids], _user_key(user_id))
-    return len(ids)
+    if not ids:
+        return 0
+    live = await redis.exists(*[_key(i) for i in ids])
+    await redis.delete(*[_key(i) for i in ids], _user_key(user_id))
+    return live

@@ -10,7 +10,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     default_locale: str = "zh_CN"
     default_currency: str = "CNY"
     default_timezone: str = "Asia/Shanghai"
+    # Addresses of reverse proxies whose X-Forwarded-For is trusted (uvicorn's forwarded_allow_ips).
+    # Behind a proxy, set it, or every client looks like the proxy and shares one sign-in limit.
+    forwarded_allow_ips: str = "127.0.0.1"
+    # When set, /metrics wants "Authorization: Bearer <token>"; otherwise keep /metrics off the internet.
+    metrics_token: str | None = None
     log_level: str = "INFO"
     log_json: bool = True
     db_pool_size: int = 10
@@ -75,12 +80,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
+        if self.env is not Environment.DEVELOPMENT and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
+            raise ValueError(
+                f"FORECOURT_SECRET_KEY must be set to a random value of at least 32 characters when "
+                f"FORECOURT_ENV={self.env.value} (only development may use the built-in one); try: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
         if self.env is Environment.PRODUCTION:
-            if self.secret_key == DEV_SECRET or len(self.secret_key) < 32:
-                raise ValueError(
-                    "FORECOURT_SECRET_KEY must be set to a random value of at least 32 characters "
-                    "outside development (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
-                )
             if self.password_hash_memory_kib < 19456 or self.password_hash_time_cost < 2:
                 raise ValueError("argon2 cost below OWASP's minimum (19 MiB, 2 passes) is refused in production")
         return self
@@ -96,6 +102,14 @@ class Settings(BaseSettings):
         return not (self.env is not Environment.PRODUCTION and self.base_url.startswith("http://"))
 
 
+class ConfigurationError(SystemExit):
+    """Raised instead of pydantic's traceback, which would print the settings it was given."""
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"Forecourt configuration error: {problems}") from None

@@ -70,7 +70,7 @@ async def test_staff_member_signs_in_switches_to_chinese_and_signs_out(phone: Pa
 
     # The session is gone: the dashboard sends them back to the sign-in page.
     await page.goto("/dashboard")
-    await expect(page).to_have_url(re.compile(r"/sign-in\?next=/dashboard$"))
+    await expect(page).to_have_url(re.compile(r"/sign-in\?next=%2Fdashboard$"))
     await expect(page.get_by_role("heading", name="员工登录")).to_be_visible()
     await expect(page.get_by_text(SALES_NAME)).to_have_count(0)
 

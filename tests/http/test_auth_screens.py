@@ -89,9 +89,9 @@ async def test_too_many_sign_in_attempts_get_429_with_a_message(client, session,
 
 async def test_signed_out_visitors_are_sent_to_sign_in(client):
     response = await client.get("/dashboard")
-    assert response.status_code == 302 and response.headers["location"] == "/sign-in?next=/dashboard"
+    assert response.status_code == 302 and response.headers["location"] == "/sign-in?next=%2Fdashboard"
     htmx = await client.get("/dashboard", headers=HX)
-    assert htmx.headers["hx-redirect"] == "/sign-in?next=/dashboard"
+    assert htmx.headers["hx-redirect"] == "/sign-in?next=%2Fdashboard"
 
 
 async def test_expired_session_goes_back_to_sign_in(client, session, redis):

@@ -85,3 +85,31 @@ async def test_oversized_body_gets_413(client, settings):
 async def test_method_not_allowed_is_not_a_500(client):
     response = await client.put("/health")
     assert response.status_code in (403, 405)
+
+
+async def test_sign_in_comes_back_to_the_page_asked_for_with_its_query(client, session, redis):
+    from tests.factories import make_user
+    from tests.helpers import csrf_token
+
+    response = await client.get("/admin/audit/?before=5")
+    assert response.headers["location"] == "/sign-in?next=%2Fadmin%2Faudit%3Fbefore%3D5"
+    admin = await make_user(session, redis, role="admin")
+    token = await csrf_token(client)
+    signed = await client.post("/sign-in", data={"email": admin.email, "password": "correct-horse-battery",
+                                                 "next": "/admin/audit/?before=5", "_csrf_token": token})
+    assert signed.headers["location"] == "/admin/audit/?before=5"
+
+
+async def test_metrics_token_and_head_health(client, settings, monkeypatch):
+    assert (await client.head("/health")).status_code == 200
+    monkeypatch.setattr(settings, "metrics_token", "scrape-secret")
+    assert (await client.get("/metrics")).status_code == 401
+    assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+    assert (await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})).status_code == 200
+
+
+async def test_only_the_api_reference_page_relaxes_the_csp(client):
+    docs = await client.get("/schema")
+    assert docs.status_code == 200 and "cdn.jsdelivr.net" in docs.headers["content-security-policy"]
+    home = await client.get("/")
+    assert "cdn.jsdelivr.net" not in home.headers["content-security-policy"]

@@ -59,3 +59,26 @@ def test_is_open_uses_the_branch_time_zone():
     assert not branches.is_open(hours, at, "Europe/London")
     assert branches.hours_on(hours, at, "Asia/Shanghai") == ["09:00", "18:00"]
     assert branches.hours_on(hours, at, "America/Los_Angeles") is None  # still Sunday there
+
+
+def test_settings_refuse_the_built_in_secret_outside_development(monkeypatch):
+    from backend.lib.settings import DEV_SECRET, ConfigurationError, Settings, get_settings
+
+    for env in ("production", "test"):
+        monkeypatch.setenv("FORECOURT_ENV", env)
+        monkeypatch.setenv("FORECOURT_SECRET_KEY", DEV_SECRET)
+        get_settings.cache_clear()
+        try:
+            with pytest.raises(ConfigurationError) as refused:
+                get_settings()
+        finally:
+            get_settings.cache_clear()
+        assert "FORECOURT_SECRET_KEY" in str(refused.value) and DEV_SECRET not in str(refused.value)
+    monkeypatch.setenv("FORECOURT_ENV", "production")
+    monkeypatch.setenv("FORECOURT_SECRET_KEY", "x" * 48)
+    monkeypatch.setenv("FORECOURT_PASSWORD_HASH_MEMORY_KIB", "1024")
+    with pytest.raises(ValueError):
+        Settings()
+    monkeypatch.setenv("FORECOURT_ENV", "development")
+    monkeypatch.setenv("FORECOURT_SECRET_KEY", DEV_SECRET)
+    assert Settings().secret_key == DEV_SECRET

@@ -80,7 +80,7 @@ class AccountService:
             self.redis,
             sessions.SessionData(user_id=user.id, name=user.name, email=user.email, role=user.role,
                                  branch_id=user.branch_id, locale=user.locale, created_at=time.time()),
-            idle_seconds=s.session_idle_minutes * 60,
+            idle_seconds=s.session_idle_minutes * 60, absolute_seconds=s.session_absolute_hours * 3600,
         )
         principal = principal_for(user, session_id)
         await audit.record_by(self.session, principal, action="sign_in", entity="staff_user",

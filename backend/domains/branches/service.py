@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.lib.errors import Invalid, NotFound
 from backend.lib.i18n import gettext as _
+from backend.lib.settings import get_settings
 
 from . import repository, rules
 from .models import Branch, DealerGroup
@@ -32,9 +33,12 @@ async def create_group(session: AsyncSession, name: str) -> DealerGroup:
 
 async def create_branch(
     session: AsyncSession, *, group_id: int, code: str, name: str, name_en: str | None = None,
-    address: str = "", timezone: str = "Asia/Shanghai", currency: str = "CNY",
+    address: str = "", timezone: str | None = None, currency: str | None = None,
     opening_hours: dict | None = None,
 ) -> Branch:
+    settings = get_settings()
+    timezone = timezone or settings.default_timezone
+    currency = currency or settings.default_currency
     if not rules.valid_timezone(timezone):
         raise Invalid(fields={"timezone": _("Unknown time zone.")})
     try:
