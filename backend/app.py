@@ -24,6 +24,7 @@ from litestar.template.config import TemplateConfig
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+import backend.messages  # noqa: F401 - every message and follow-up handler, as in the worker
 from backend.domains.accounts.middleware import AuthAndLocaleMiddleware
 from backend.domains.outbox import service as outbox
 from backend.lib import db

@@ -12,6 +12,7 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import func
 
+import backend.messages  # noqa: F401 - every message and follow-up handler, as in the app
 from backend.domains.notifications.channels.email import EmailSender
 from backend.domains.notifications.channels.push import PushSender
 from backend.domains.notifications.channels.sms import make_sms_provider
