@@ -48,11 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import asyncpg  # noqa: E402
 import httpx  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
-from backend.lib.db import async_url  # noqa: E402
+from backend.lib.scratchdb import database_url_for, drop_database, recreate_database  # noqa: E402
 
 BENCH_DB = "forecourt_bench"
 BENCH_REDIS_DB = 13
@@ -75,10 +73,6 @@ def configured_urls() -> tuple[str | None, str | None]:
     return database_url, redis_url
 
 
-def database_url_for(base_url: str, name: str) -> str:
-    return make_url(async_url(base_url)).set(database=name).render_as_string(hide_password=False)
-
-
 def redis_url_for(base_url: str, db: int) -> str:
     parts = urlsplit(base_url)
     if parts.scheme == "unix":
@@ -86,33 +80,6 @@ def redis_url_for(base_url: str, db: int) -> str:
         return urlunsplit(parts._replace(query=urlencode(query)))
     query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"]
     return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
-
-
-def _admin_connect_kwargs(base_url: str) -> dict:
-    url = make_url(async_url(base_url))
-    kwargs = {"user": url.username, "password": url.password, "database": url.database or "postgres"}
-    if host := url.query.get("host"):
-        kwargs["host"] = host
-    else:
-        kwargs |= {"host": url.host, "port": url.port or 5432}
-    return kwargs
-
-
-async def recreate_database(base_url: str, name: str) -> None:
-    conn = await asyncpg.connect(**_admin_connect_kwargs(base_url))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def drop_database(base_url: str, name: str) -> None:
-    conn = await asyncpg.connect(**_admin_connect_kwargs(base_url))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def flush_redis(url: str) -> None:

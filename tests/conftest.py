@@ -23,10 +23,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -36,18 +34,14 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
-from backend.lib.db import async_url
 from backend.lib.embedded import ensure_services
 from backend.lib.migrate import upgrade
 from backend.lib.redis import make_redis
+from backend.lib.scratchdb import admin_connection, database_url_for, drop_database, recreate_database  # noqa: F401
 from backend.lib.settings import get_settings
 
 # Per run, so two runs on one server (two checkouts, a developer and CI) never drop each other's database.
 TEST_DB = f"forecourt_test_{os.getpid()}"
-
-
-def database_url_for(base_url: str, name: str) -> str:
-    return make_url(async_url(base_url)).set(database=name).render_as_string(hide_password=False)
 
 
 def redis_url_for(base_url: str, db: int) -> str:
@@ -55,35 +49,6 @@ def redis_url_for(base_url: str, db: int) -> str:
         return base_url.split("?")[0] + f"?db={db}"
     head = base_url.rsplit("/", 1)[0] if base_url.count("/") > 2 else base_url
     return f"{head}/{db}"
-
-
-async def recreate_database(base_url: str, name: str) -> None:
-    url = make_url(async_url(base_url))
-    kwargs = {"user": url.username, "password": url.password, "database": url.database or "postgres"}
-    if host := url.query.get("host"):
-        kwargs["host"] = host
-    else:
-        kwargs |= {"host": url.host, "port": url.port or 5432}
-    conn = await asyncpg.connect(**kwargs)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def drop_database(base_url: str, name: str) -> None:
-    url = make_url(async_url(base_url))
-    kwargs = {"user": url.username, "password": url.password, "database": url.database or "postgres"}
-    if host := url.query.get("host"):
-        kwargs["host"] = host
-    else:
-        kwargs |= {"host": url.host, "port": url.port or 5432}
-    conn = await asyncpg.connect(**kwargs)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,9 @@ import os
 import subprocess
 import sys
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
+from backend.lib.scratchdb import admin_connection
 from backend.lib.settings import ROOT
 
 
@@ -18,10 +17,7 @@ def run_cli(args, database_url, redis_url, stdin=""):
 
 
 async def raw(database_url, query, *args):
-    url = make_url(database_url)
-    kwargs = {"user": url.username, "database": url.database}
-    kwargs |= {"host": url.query["host"]} if "host" in url.query else {"host": url.host, "port": url.port}
-    conn = await asyncpg.connect(**kwargs)
+    conn = await admin_connection(database_url)
     try:
         return await conn.fetch(query, *args)
     finally:
