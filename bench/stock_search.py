@@ -1,0 +1,430 @@
+"""Stock search benchmark: latency in the server, and HTTP throughput against a bare asyncpg loop.
+
+Not a test: it asserts nothing and is not collected by pytest.
+
+    .venv/bin/python bench/stock_search.py                    # 100,000 cars, 32 clients, 2 app processes
+    .venv/bin/python bench/stock_search.py --vehicles 20000 --seconds 5
+
+What it does:
+1. Servers from DATABASE_URL / REDIS_URL, else the embedded ones. It works in a database of its own,
+   ``forecourt_bench_stock`` (created, migrated, seeded with ``forecourt seed --vehicles N``, dropped at
+   the end), and in Redis database 12 (flushed before and after). Your data is never touched.
+2. Builds a fixed list of customer searches: three filters (drawn from make, body, powertrain,
+   condition, branch, a price band, a first model year, with values that exist in the stock), a sort, a
+   page (1-3) of 20, facet counts included -- the shape of ``GET /api/v1/vehicles``.
+3. Latency in the server: calls ``StockService.search`` in this process, one search at a time, and
+   reports p50/p95/p99 of its wall time (the SQL round trip, decoding and shaping the answer; no HTTP,
+   no queueing). That is the time a request spends in the service when the server is not saturated.
+4. Throughput: starts uvicorn with ``--workers 2`` and lets ``--clients`` closed-loop clients (one
+   keep-alive connection each, one request in flight, a minimal HTTP/1.1 client so that the load
+   generator takes little CPU) call the API, and a bare asyncpg loop with the same number of connections
+   runs the very same SQL statements (built by the same code); the two take turns (``--turns``, each
+   ``--seconds / --turns`` long) so that other work on the machine weighs on both alike. It prints both
+   rates and their ratio.
+
+Everything runs on one machine: the load generator, the app processes and PostgreSQL share the CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import asyncpg  # noqa: E402
+
+from backend.lib.scratchdb import admin_connection, database_url_for, drop_database, recreate_database  # noqa: E402
+
+BENCH_DB = "forecourt_bench_stock"
+BENCH_REDIS_DB = 12
+HOST = "127.0.0.1"
+
+
+def configured_urls() -> tuple[str | None, str | None]:
+    return (os.environ.get("FORECOURT_DATABASE_URL") or os.environ.get("DATABASE_URL"),
+            os.environ.get("FORECOURT_REDIS_URL") or os.environ.get("REDIS_URL"))
+
+
+def redis_url_for(base_url: str, db: int) -> str:
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    parts = urlsplit(base_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"]
+    if parts.scheme == "unix":
+        return urlunsplit(parts._replace(query=urlencode(query + [("db", str(db))])))
+    return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
+
+
+def server_env(database_url: str, redis_url: str, log_level: str) -> dict[str, str]:
+    env = os.environ.copy()
+    for name, value in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url)):
+        env[name] = env[f"FORECOURT_{name}"] = value
+    env |= {"FORECOURT_ENV": "development", "FORECOURT_LOG_JSON": "true", "FORECOURT_LOG_LEVEL": log_level,
+            "PYTHONUNBUFFERED": "1"}
+    return env
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+# -- the searches ---------------------------------------------------------------------------------------
+
+
+async def make_searches(conn: asyncpg.Connection, count: int, seed: int = 42) -> list[dict]:
+    """Three-filter searches whose values occur in the stock (customers pick from what the facets offer)."""
+    from backend.domains.stock import rules
+
+    rng = random.Random(seed)
+    public = "status IN ('in_stock', 'in_transit')"
+    values = {
+        "make": [r[0] for r in await conn.fetch(f"SELECT make FROM vehicle WHERE {public} GROUP BY 1")],  # noqa: S608
+        "body": [r[0] for r in await conn.fetch(f"SELECT body FROM vehicle WHERE {public} GROUP BY 1")],  # noqa: S608
+        "powertrain": [r[0] for r in await conn.fetch(
+            f"SELECT powertrain FROM vehicle WHERE {public} GROUP BY 1")],  # noqa: S608
+        "condition": ["new", "used", "demo"],
+        "branch": [r[0] for r in await conn.fetch("SELECT code FROM branch")],
+        "year_from": [r[0] for r in await conn.fetch(
+            f"SELECT model_year FROM vehicle WHERE {public} GROUP BY 1")],  # noqa: S608
+    }
+    bands = rules.price_bands()
+    searches = []
+    for _ in range(count):
+        kinds = rng.sample(["make", "body", "powertrain", "condition", "branch", "price", "year_from"], 3)
+        search: dict = {}
+        for kind in kinds:
+            if kind == "price":
+                low, high = rng.choice(bands[:-1])
+                if low is not None:
+                    search["min_price"] = low
+                search["max_price"] = high
+            else:
+                search[kind] = rng.choice(values[kind])
+        search["sort"] = rng.choice(["price_asc", "price_desc", "newest", "mileage"])
+        search["page"] = rng.choice([1, 1, 1, 2, 3])
+        search["page_size"] = 20
+        searches.append(search)
+    return searches
+
+
+# -- latency in the server ------------------------------------------------------------------------------
+
+
+async def measure_service(database_url: str, searches: list[dict], rounds: int) -> tuple[list[float], int]:
+    from backend.domains.stock.schemas import SearchFilters
+    from backend.domains.stock.service import StockService
+    from backend.lib import db
+
+    engine = db.make_engine(database_url, pool_size=1)
+    maker = db.make_session_maker(engine)
+    timings: list[float] = []
+    slow_path = 0
+    try:
+        async with maker() as session:
+            service = StockService(session)
+            for search in searches[:50]:  # warm-up: plans, caches
+                await service.search(SearchFilters(**search))
+            for _ in range(rounds):
+                for search in searches:
+                    began = time.perf_counter()
+                    result = await service.search(SearchFilters(**search))
+                    timings.append(time.perf_counter() - began)
+                    slow_path += not result.from_counts
+            await session.rollback()
+    finally:
+        await engine.dispose()
+    return timings, slow_path
+
+
+# -- throughput -----------------------------------------------------------------------------------------
+
+
+async def http_client(port: int, paths: list[str], start: int, stop_at: float, measure_from: float,
+                      result: dict) -> None:
+    """A minimal HTTP/1.1 keep-alive client (GET, Content-Length bodies): cheap, so the server gets the CPU."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    loop = asyncio.get_running_loop()
+    i = start
+    try:
+        while loop.time() < stop_at:
+            path = paths[i % len(paths)]
+            i += 1
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept: application/json\r\n\r\n".encode())
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            if loop.time() >= measure_from:
+                key = "ok" if status == 200 else f"status {status}"
+                result[key] = result.get(key, 0) + 1
+    finally:
+        writer.close()
+
+
+async def run_http(port: int, paths: list[str], clients: int, seconds: float, warmup: float) -> tuple[dict, float]:
+    result: dict = {}
+    loop = asyncio.get_running_loop()
+    measure_from = loop.time() + warmup
+    stop_at = measure_from + seconds
+    await asyncio.gather(*(http_client(port, paths, i * 7, stop_at, measure_from, result) for i in range(clients)))
+    return result, seconds
+
+
+async def run_bare(database_url: str, statements: list[tuple[str, list]], clients: int, seconds: float,
+                   warmup: float) -> int:
+    from sqlalchemy.engine import make_url
+
+    from backend.lib.db import async_url
+
+    url = make_url(async_url(database_url))
+    kwargs = {"user": url.username, "password": url.password, "database": url.database}
+    kwargs |= {"host": url.query["host"]} if url.query.get("host") else {"host": url.host, "port": url.port or 5432}
+    connections = [await asyncpg.connect(**kwargs) for _ in range(clients)]
+    done = [0]
+    loop = asyncio.get_running_loop()
+    measure_from = loop.time() + warmup
+    stop_at = measure_from + seconds
+
+    async def worker(conn: asyncpg.Connection, start: int) -> None:
+        i = start
+        while loop.time() < stop_at:
+            sql, args = statements[i % len(statements)]
+            i += 1
+            await conn.fetchrow(sql, *args)
+            if loop.time() >= measure_from:
+                done[0] += 1
+
+    try:
+        await asyncio.gather(*(worker(c, i * 7) for i, c in enumerate(connections)))
+    finally:
+        await asyncio.gather(*(c.close() for c in connections))
+    return done[0]
+
+
+def wait_until_ready(process: subprocess.Popen, port: int, log: Path, timeout: float = 90) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(f"http://{HOST}:{port}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the server did not become ready")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vehicles", type=int, default=100_000)
+    parser.add_argument("--searches", type=int, default=300, help="distinct searches in the mix")
+    parser.add_argument("--rounds", type=int, default=5, help="passes over the mix for the latency figures")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn processes")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds of each kind, in all")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--turns", type=int, default=3, help="alternate HTTP and bare asyncpg this many times")
+    parser.add_argument("--log-level", default="INFO", help="the server's FORECOURT_LOG_LEVEL (INFO as in production)")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database (skip the seed next time)")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    configured_db, configured_redis = configured_urls()
+    if configured_db and configured_redis:
+        base_db, base_redis = configured_db, configured_redis
+    else:
+        from backend.lib.embedded import ensure_services
+
+        base_db, base_redis = ensure_services()
+    database_url = database_url_for(base_db, BENCH_DB)
+    redis_url = redis_url_for(base_redis, BENCH_REDIS_DB)
+    env = server_env(database_url, redis_url, args.log_level)
+    process = None
+    load_before = os.getloadavg()
+    log = Path(tempfile.mkstemp(prefix="forecourt-stock-bench-", suffix=".log")[1])
+    try:
+        existing = asyncio.run(_count_vehicles(base_db))
+        if existing != args.vehicles:
+            print(f"Seeding {args.vehicles:,} cars into {BENCH_DB} ...", flush=True)
+            asyncio.run(recreate_database(base_db, BENCH_DB))
+            from backend.lib.migrate import upgrade
+
+            upgrade(database_url)
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "backend.cli", "seed", "--vehicles", str(args.vehicles)], env=env,
+                           cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            print(f"  seed (demo data + {args.vehicles:,} cars, one transaction): "
+                  f"{time.perf_counter() - began:.1f} s", flush=True)
+        asyncio.run(_analyze(database_url))
+
+        from backend.domains.stock import search_sql
+        from backend.domains.stock.schemas import SearchFilters
+
+        searches = asyncio.run(_searches(database_url, args.searches))
+        print(f"Latency: {len(searches)} searches x {args.rounds} rounds, one at a time, in process ...", flush=True)
+        timings, slow = asyncio.run(measure_service(database_url, searches, args.rounds))
+        ms = [t * 1000 for t in timings]
+
+        branch_ids = asyncio.run(_branch_ids(database_url))
+        statements = []
+        for search in searches:
+            filters = SearchFilters(**search)
+            built = search_sql.build(filters, staff=False, scope_branch_id=None,
+                                     branch_id=branch_ids.get(filters.branch) if filters.branch else None)
+            statements.append((built.sql, built.args))
+        paths = ["/api/v1/vehicles?" + urlencode(s) for s in searches]
+
+        port = _free_port()
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "backend.app:create_app", "--factory", "--host", HOST,
+                 "--port", str(port), "--workers", str(args.workers), "--no-access-log", "--log-level", "warning"],
+                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        wait_until_ready(process, port, log)
+        # HTTP and the bare loop take turns (--rounds-of-each), so that other work on the machine weighs on
+        # both alike; the idle app processes cost nothing while the bare loop runs.
+        turns = max(1, args.turns)
+        slice_seconds = args.seconds / turns
+        print(f"HTTP ({args.clients} clients, {args.workers} uvicorn processes) and bare asyncpg "
+              f"({args.clients} connections, the same SQL) take {turns} turns of {slice_seconds:g} s each, "
+              f"after {args.warmup:g} s of warm-up ...", flush=True)
+        http: dict = {}
+        bare = 0
+        for turn in range(turns):
+            counts, _ = asyncio.run(run_http(port, paths, args.clients, slice_seconds,
+                                             args.warmup if turn == 0 else 0.5))
+            for key, value in counts.items():
+                http[key] = http.get(key, 0) + value
+            bare += asyncio.run(run_bare(database_url, statements, args.clients, slice_seconds,
+                                         args.warmup if turn == 0 else 0.5))
+        seconds = slice_seconds * turns
+        from bench.http_baseline import stop  # noqa: E402 - the polite terminate/kill
+
+        stop(process)
+        process = None
+        http_rps = http.get("ok", 0) / seconds
+        bare_rps = bare / seconds
+        print()
+        print(f"Forecourt stock search — {args.vehicles:,} cars, {platform.python_implementation()} "
+              f"{platform.python_version()}, {os.cpu_count()} CPUs shared by PostgreSQL, the app and the load")
+        print(f"  load average at the start: {load_before[0]:.2f} (1 min); at the end: {os.getloadavg()[0]:.2f} "
+              "(other work on the machine skews every figure)")
+        print(f"  searches: 3 filters + sort + page of 20 + facet counts; {len(searches)} distinct, "
+              f"{slow} of {len(timings)} answered from the cars instead of the kept counts")
+        print(f"  latency in the server (StockService.search, one at a time): p50 {statistics.median(ms):.1f} ms, "
+              f"p95 {percentile(ms, 95):.1f} ms, p99 {percentile(ms, 99):.1f} ms, max {max(ms):.1f} ms "
+              f"({len(ms)} searches)")
+        print(f"  HTTP GET /api/v1/vehicles, {args.clients} clients, {args.workers} processes, log level "
+              f"{args.log_level}: {http_rps:.0f} req/s  {dict(sorted(http.items()))}")
+        print(f"  bare asyncpg loop, {args.clients} connections, the same SQL: {bare_rps:.0f} statements/s")
+        print(f"  ratio HTTP / bare: {http_rps / bare_rps:.0%}" if bare_rps else "  ratio: n/a")
+        return 0 if set(http) <= {"ok"} else 1
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=15)
+        asyncio.run(_flush(redis_url))
+        if not args.keep:
+            asyncio.run(drop_database(base_db, BENCH_DB))
+        log.unlink(missing_ok=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+async def _connect(database_url: str) -> asyncpg.Connection:
+    from sqlalchemy.engine import make_url
+
+    from backend.lib.db import async_url
+
+    url = make_url(async_url(database_url))
+    kwargs = {"user": url.username, "password": url.password, "database": url.database}
+    kwargs |= {"host": url.query["host"]} if url.query.get("host") else {"host": url.host, "port": url.port or 5432}
+    return await asyncpg.connect(**kwargs)
+
+
+async def _count_vehicles(base_db: str) -> int | None:
+    admin = await admin_connection(base_db)
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", BENCH_DB)
+    finally:
+        await admin.close()
+    if not exists:
+        return None
+    conn = await _connect(database_url_for(base_db, BENCH_DB))
+    try:
+        return await conn.fetchval("SELECT count(*) FROM vehicle")
+    except asyncpg.PostgresError:
+        return None
+    finally:
+        await conn.close()
+
+
+async def _analyze(database_url: str) -> None:
+    conn = await _connect(database_url)
+    try:
+        await conn.execute("VACUUM ANALYZE vehicle")
+        await conn.execute("VACUUM ANALYZE vehicle_facet_count")
+    finally:
+        await conn.close()
+
+
+async def _searches(database_url: str, count: int) -> list[dict]:
+    conn = await _connect(database_url)
+    try:
+        return await make_searches(conn, count)
+    finally:
+        await conn.close()
+
+
+async def _branch_ids(database_url: str) -> dict[str, int]:
+    conn = await _connect(database_url)
+    try:
+        return {r["code"]: r["id"] for r in await conn.fetch("SELECT id, code FROM branch")}
+    finally:
+        await conn.close()
+
+
+async def _flush(redis_url: str) -> None:
+    from backend.lib.redis import make_redis
+
+    client = make_redis(redis_url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
