@@ -1,0 +1,49 @@
+"""``Idempotency-Key`` for booking submissions: a retried request gets the first answer.
+
+The key is stored as a hash; the answer (it holds the tracking token) is sealed with AES-GCM under a key
+derived from the client's idempotency key and the app secret, so neither the table alone nor the app
+secret alone opens it. A key reused with a different request body is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from backend.lib.settings import get_settings
+
+KEY_SHAPE = re.compile(r"^[\x21-\x7e]{8,200}$")  # printable ASCII, as in the IETF draft's examples
+
+
+def acceptable(key: str | None) -> bool:
+    return bool(key) and bool(KEY_SHAPE.match(key))
+
+
+def key_hash(scope: str, key: str) -> str:
+    return hashlib.sha256(f"{scope}\x00{key}".encode()).hexdigest()
+
+
+def request_hash(payload: dict) -> str:
+    canonical = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _cipher(scope: str, key: str) -> AESGCM:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=get_settings().secret_key.encode(),
+                   info=f"forecourt:idempotency:{scope}".encode()).derive(key.encode())
+    return AESGCM(derived)
+
+
+def seal(scope: str, key: str, answer: dict) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + _cipher(scope, key).encrypt(nonce, json.dumps(answer).encode(), scope.encode())
+
+
+def unseal(scope: str, key: str, blob: bytes) -> dict:
+    return json.loads(_cipher(scope, key).decrypt(blob[:12], blob[12:], scope.encode()))
