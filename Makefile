@@ -27,7 +27,7 @@ web/locale/%/LC_MESSAGES/messages.mo: web/locale/%/LC_MESSAGES/messages.po $(STA
 
 run: install
 	$(BIN)/forecourt db upgrade
-	$(BIN)/forecourt seed
+	$(BIN)/forecourt seed --vehicles 500
 	$(BIN)/forecourt run --with-worker
 
 test: install

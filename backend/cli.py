@@ -110,9 +110,11 @@ def upgrade() -> None:
 
 @main.command()
 @click.option("--force", is_flag=True, help="Add the demo data even if the database has accounts.")
-def seed(force: bool) -> None:
+@click.option("--vehicles", default=0, show_default=True, type=click.IntRange(0, 1_000_000),
+              help="Also add this many demo cars (the same ones every time: a rerun changes nothing).")
+def seed(force: bool, vehicles: int) -> None:
     """Put demo data (a group, two branches, one account per role) into an empty database."""
-    from backend.seed import DEMO_PASSWORD, seed_demo
+    from backend.seed import DEMO_PASSWORD, seed_demo, seed_vehicles
 
     async def work(session, redis):
         return await seed_demo(session, redis, only_if_empty=not force)
@@ -121,6 +123,12 @@ def seed(force: bool) -> None:
         click.echo(f"Demo data added. Sign in as admin@forecourt.test with password {DEMO_PASSWORD}.")
     else:
         click.echo("The database already has accounts; demo data not added.")
+    if vehicles:
+
+        async def cars(session, redis):
+            return await seed_vehicles(session, vehicles)
+
+        click.echo(f"Demo cars: {asyncio.run(_with_session(cars))} added or changed (of {vehicles}).")
 
 
 @main.group()

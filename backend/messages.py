@@ -6,4 +6,6 @@ follow-ups, its scheduler handlers (``@scheduler.service.handler(...)``), and li
 """
 
 import backend.domains.notifications.messages  # noqa: F401
+import backend.domains.repair_orders.messages  # noqa: F401
 import backend.domains.scheduler.service  # noqa: F401
+import backend.domains.service_booking.messages  # noqa: F401

@@ -11,10 +11,45 @@ from backend.domains.notifications.models import (
     PushSubscription,
 )
 from backend.domains.outbox.models import OutboxEvent
+from backend.domains.repair_orders.models import (
+    RepairOrder,
+    RepairOrderClock,
+    RepairOrderCounter,
+    RepairOrderEvent,
+    RepairOrderFinding,
+    RepairOrderLabour,
+    RepairOrderPart,
+    RepairOrderPhoto,
+)
 from backend.domains.scheduler.models import ScheduledTask
+from backend.domains.service_booking.models import (
+    BookingIdempotency,
+    ServiceAppointment,
+    ServiceAppointmentOperation,
+    ServiceBay,
+    ServiceDayCapacity,
+    ServiceOperation,
+    ServiceSettings,
+    ServiceSlotCapacity,
+    ServiceTechnician,
+    ServiceVehicle,
+)
+from backend.domains.stock.models import (
+    Vehicle,
+    VehicleFacetCount,
+    VehicleImport,
+    VehicleImportRejection,
+    VehiclePhoto,
+    VehicleReservation,
+)
 from backend.domains.system.models import SystemSetting
 from backend.lib.db import metadata
 
 __all__ = ["ApiKey", "AuditEntry", "Branch", "Customer", "DealerGroup", "DeliveryAttempt", "Notification",
            "NotificationPreference", "OutboxEvent", "PushSubscription", "ScheduledTask", "StaffUser",
-           "SystemSetting", "TrackingLink", "metadata"]
+           "SystemSetting", "TrackingLink", "Vehicle", "VehicleFacetCount", "VehicleImport",
+           "VehicleImportRejection", "VehiclePhoto", "VehicleReservation", "metadata"]
+__all__ += ["BookingIdempotency", "RepairOrder", "RepairOrderClock", "RepairOrderCounter", "RepairOrderEvent",
+            "RepairOrderFinding", "RepairOrderLabour", "RepairOrderPart", "RepairOrderPhoto", "ServiceAppointment",
+            "ServiceAppointmentOperation", "ServiceBay", "ServiceDayCapacity", "ServiceOperation", "ServiceSettings",
+            "ServiceSlotCapacity", "ServiceTechnician", "ServiceVehicle"]

@@ -8,6 +8,18 @@ from backend.domains.dashboard.controllers import DashboardController
 from backend.domains.notifications.api import NotificationApi, PushSubscriptionApi
 from backend.domains.notifications.controllers import MyNotificationsController, NotificationLogController
 from backend.domains.public.controllers import PublicController
+from backend.domains.repair_orders.api import RepairOrderApi, TrackApi
+from backend.domains.repair_orders.controllers import (
+    JobsController,
+    RepairOrderController,
+    ServiceDeskController,
+    StaffPhotoController,
+    TrackController,
+)
+from backend.domains.service_booking.api import ServiceApi
+from backend.domains.service_booking.controllers import BookingController
+from backend.domains.stock.api import VehicleApi
+from backend.domains.stock.controllers import StaffStockController, StockController, StockImportController
 from backend.domains.system.controllers import HealthController, MetricsController
 
 route_handlers = [
@@ -20,6 +32,15 @@ route_handlers = [
     CustomerController,
     MyNotificationsController,
     NotificationLogController,
+    StockController,
+    StaffStockController,
+    StockImportController,
+    BookingController,
+    ServiceDeskController,
+    RepairOrderController,
+    StaffPhotoController,
+    JobsController,
+    TrackController,
     HealthController,
     MetricsController,
     MeApi,
@@ -27,4 +48,8 @@ route_handlers = [
     AuditApi,
     PushSubscriptionApi,
     NotificationApi,
+    VehicleApi,
+    ServiceApi,
+    RepairOrderApi,
+    TrackApi,
 ]

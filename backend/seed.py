@@ -39,4 +39,38 @@ async def seed_demo(session: AsyncSession, redis: Redis, *, only_if_empty: bool 
     for email, name, role, branch_code, locale in DEMO_USERS:
         await accounts.create_user(email=email, name=name, role=role, password=DEMO_PASSWORD,
                                    branch_code=branch_code, locale=locale)
+    from backend.domains.repair_orders.demo import seed_service
+
+    await seed_service(session)
     return True
+
+
+async def seed_vehicles(session: AsyncSession, count: int, *, chunk: int = 5_000) -> int:
+    """Add ``count`` demo cars across the branches (the same cars each time: running it again changes nothing).
+
+    Written with the import's bulk upsert; reserved demo cars get a reservation.
+    """
+    from datetime import date
+
+    from backend.domains.branches import repository as branch_repository
+    from backend.domains.stock import demo
+    from backend.domains.stock import repository as stock_repository
+
+    branch_ids = [b.id for b in await branch_repository.list_branches(session)]
+    if not branch_ids or count <= 0:
+        return 0
+    rows = demo.demo_vehicles(count, sorted(branch_ids), today=date.today())
+    written = 0
+    batch: list[tuple] = []
+    for number, row in enumerate(rows, start=1):
+        batch.append((number, *(row[c] for c in stock_repository.BULK_COLUMNS)))
+        if len(batch) >= chunk:
+            written += sum(await stock_repository.bulk_upsert(session, batch, columns=stock_repository.BULK_COLUMNS,
+                                                              actor=("system", None, "seed"),
+                                                              keep_protected_status=False))
+            batch = []
+    if batch:
+        written += sum(await stock_repository.bulk_upsert(session, batch, columns=stock_repository.BULK_COLUMNS,
+                                                          actor=("system", None, "seed"), keep_protected_status=False))
+    await stock_repository.open_reservations_for_reserved(session, label="demo", reason="Demo reservation")
+    return written

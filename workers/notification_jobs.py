@@ -4,19 +4,26 @@
   Safe to run twice and from two workers at once: the event row is claimed with ``SKIP LOCKED``
   and marked done in the same transaction as its effect.
 - ``sweep_outbox`` (cron): re-enqueue events still pending a while after they were due (Redis lost
-  the job, a worker died, the after-commit hand-off failed).
+  the job, a worker died, the after-commit hand-off failed). A job whose worker was killed stays
+  "in progress" in arq until that worker's longest job timeout has passed, and its id cannot be
+  enqueued again until then; when no running job holds such an event, the sweeper enqueues it under
+  a new id (``outbox-<id>:rescue-<time>``) instead of waiting.
 - ``run_due_tasks`` (cron): run scheduled follow-ups that are due.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from arq import Retry
+from arq.constants import in_progress_key_prefix
+from sqlalchemy import select
 
 from backend.domains.notifications import delivery
 from backend.domains.outbox import service as outbox
+from backend.domains.outbox.models import OutboxEvent
 from backend.domains.scheduler import service as scheduler
 from backend.lib.db import unit_of_work, utcnow
 from backend.lib.settings import get_settings
@@ -67,10 +74,35 @@ async def sweep_outbox(ctx: dict) -> int:
     delay = timedelta(seconds=get_settings().outbox_sweep_delay_seconds)
     async with unit_of_work(ctx["session_maker"]) as session:
         ids = await outbox.due_for_sweep(session, older_than=delay)
-    await enqueue_outbox_events(ctx["redis"], ids)
+    arq_redis = ctx["redis"]
+    marked_running = []
+    for event_id in ids:
+        job_id = outbox_job_id(event_id)
+        if await arq_redis.enqueue_job("process_outbox_event", event_id, _job_id=job_id) is None \
+                and await arq_redis.exists(in_progress_key_prefix + job_id):
+            marked_running.append(event_id)
     if ids:
         log.info("sweeper re-enqueued %d outbox events", len(ids))
+    if marked_running:
+        await _rescue(ctx, marked_running)
     return len(ids)
+
+
+async def _rescue(ctx: dict, event_ids: list[int]) -> None:
+    """Events whose job arq calls in progress although no transaction holds them: the worker that
+    ran it died (a running job holds its event's row lock from start to commit). Enqueue each under a
+    new id; should the old job still be alive after all, the row lock makes one of the two a no-op."""
+    async with unit_of_work(ctx["session_maker"]) as session:
+        free = list((await session.execute(
+            select(OutboxEvent.id).where(OutboxEvent.id.in_(event_ids), OutboxEvent.status == "pending")
+            .with_for_update(skip_locked=True)
+        )).scalars())
+    stamp = int(time.time())
+    for event_id in free:
+        await ctx["redis"].enqueue_job("process_outbox_event", event_id,
+                                       _job_id=f"{outbox_job_id(event_id)}:rescue-{stamp}")
+    if free:
+        log.warning("sweeper rescued %d outbox events from a worker that died: %s", len(free), free[:20])
 
 
 async def run_due_tasks(ctx: dict) -> dict[str, int]:

@@ -11,6 +11,10 @@ import socket
 from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import func
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import backend.messages  # noqa: F401 - every message and follow-up handler, as in the app
 from backend.domains.notifications.channels.email import EmailSender
@@ -25,7 +29,7 @@ from backend.lib.redis import make_redis
 from backend.lib.settings import get_settings
 from backend.lib.templating import make_environment
 
-from . import jobs, notification_jobs
+from . import jobs, notification_jobs, stock_jobs
 
 
 def redis_settings() -> RedisSettings:
@@ -34,7 +38,18 @@ def redis_settings() -> RedisSettings:
         from backend.lib.embedded import ensure_services
 
         ensure_services()
-    return RedisSettings.from_dsn(settings.redis_url)
+    redis = RedisSettings.from_dsn(settings.redis_url)
+    # Ride out a Redis restart: without retries the first failed poll ends the worker process, and
+    # nothing restarts it under `forecourt run --with-worker`. Each command is retried with back-off
+    # for about five minutes; what Redis lost meanwhile, the outbox sweeper enqueues again.
+    redis.retry_on_error = [RedisConnectionError, RedisTimeoutError, OSError]
+    redis.retry = RedisRetry(ExponentialBackoff(cap=2.0, base=0.05), retries=160)
+    return redis
+
+
+def sweep_seconds(delay: int) -> set[int]:
+    """The sweeper runs at least as often as its delay (every 30 s by default, every second at 1 s)."""
+    return set(range(0, 60, max(1, min(30, delay))))
 
 
 async def make_channels(session_maker, settings) -> Channels:
@@ -72,10 +87,14 @@ class WorkerSettings:
         # keep_result=0: the job id frees as soon as the job ends, so the sweeper can enqueue the
         # event again if it is still pending; max_tries covers the channel back-offs.
         func(notification_jobs.process_outbox_event, keep_result=0, max_tries=20),
+        # A 100,000-row import takes well under a minute; the timeout leaves room for slow machines.
+        func(stock_jobs.import_vehicles, keep_result=0, max_tries=5, timeout=900),
     ]
     cron_jobs = [
-        cron(notification_jobs.sweep_outbox, second={0, 30}, run_at_startup=True, keep_result=0),
+        cron(notification_jobs.sweep_outbox, second=sweep_seconds(get_settings().outbox_sweep_delay_seconds),
+             run_at_startup=True, keep_result=0),
         cron(notification_jobs.run_due_tasks, second={5, 20, 35, 50}, run_at_startup=True, keep_result=0),
+        cron(stock_jobs.sweep_stock_imports, second={10}, run_at_startup=True, keep_result=0),
     ]
     on_startup = startup
     on_shutdown = shutdown

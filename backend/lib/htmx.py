@@ -14,8 +14,11 @@ from litestar.response import Template
 
 
 def is_fragment_request(request: Request) -> bool:
+    """htmx wants a fragment, unless it is boosted navigation or a back-button history restore
+    (htmx then replaces the whole body, so it needs the whole page)."""
     headers = request.headers
-    return headers.get("hx-request") == "true" and headers.get("hx-boosted") != "true"
+    return (headers.get("hx-request") == "true" and headers.get("hx-boosted") != "true"
+            and headers.get("hx-history-restore-request") != "true")
 
 
 def page(

@@ -113,3 +113,8 @@ async def test_only_the_api_reference_page_relaxes_the_csp(client):
     assert docs.status_code == 200 and "cdn.jsdelivr.net" in docs.headers["content-security-policy"]
     home = await client.get("/")
     assert "cdn.jsdelivr.net" not in home.headers["content-security-policy"]
+
+
+async def test_back_button_history_restore_gets_the_whole_page(client):
+    restored = await client.get("/", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert "<html" in restored.text and "HX-Request" in restored.headers["vary"]

@@ -26,6 +26,9 @@ class FakeQueue:
     async def enqueue_job(self, name, *args, _job_id=None):
         self.jobs.append((name, args, _job_id))
 
+    async def exists(self, *keys):  # the sweeper asks whether a job it could not enqueue is running
+        return 0
+
 
 def reminder(user, key="td:1:reminder", due_in=timedelta(minutes=-1)):
     return dict(key=key, kind="notify", due_at=utcnow() + due_in, record_type="test_drive", record_id=1,

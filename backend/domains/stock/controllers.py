@@ -65,22 +65,14 @@ def _search_context(request: Request, result, problems: dict[str, str], *, staff
     }
     return {
         "result": result, "filters": result.filters, "problems": problems, "notice": notice, "labels": LABELS,
-        "staff": staff, "fragment": is_fragment_request(request) and not _history_restore(request),
+        "staff": staff, "fragment": is_fragment_request(request),
         "base_path": "/staff/stock" if staff else "/stock", "price_options": price_options,
         "year_options": year_options,
     }
 
 
-def _history_restore(request: Request) -> bool:
-    return request.headers.get("hx-history-restore-request") == "true"
-
-
 def _page(request: Request, template: str, context: dict, *, block: str, status_code: int = 200) -> Template:
-    """:func:`page`, except that htmx restoring history (back button, nothing cached) gets the whole page,
-    and the address bar shows the filters in use (no empty or ignored parameters)."""
-    if _history_restore(request):
-        return Template(template_name=template, context=context, status_code=status_code,
-                        headers={"Vary": "HX-Request"})
+    """:func:`page`, with the address bar showing the filters in use (no empty or ignored parameters)."""
     query = context["filters"].query_string()
     return page(request, template, context, block=block, status_code=status_code,
                 push_url=context["base_path"] + (f"?{query}" if query else ""))
