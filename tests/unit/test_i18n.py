@@ -49,3 +49,36 @@ def test_every_string_in_the_code_has_a_chinese_translation():
     }
     missing = sorted(in_code - translated)
     assert not missing, f"untranslated in zh_CN (run make i18n-extract and translate): {missing}"
+
+
+def test_every_chinese_translation_formats_like_its_english_source():
+    """A translation that drops or mangles a %(name)s placeholder would raise in front of a customer."""
+    import re
+
+    with open(ROOT / "web/locale/zh_CN/LC_MESSAGES/messages.po", "rb") as f:
+        catalog = read_po(BytesIO(f.read()), locale="zh_CN")
+    assert [(m.id, errors) for m, errors in catalog.check()] == []
+    broken = []
+    for message in catalog:
+        if not message.id or not message.string:
+            continue
+        sources = message.id if isinstance(message.id, tuple) else (message.id,)
+        targets = message.string if isinstance(message.string, tuple) else (message.string,)
+        names = {n for s in sources for n in re.findall(r"%\((\w+)\)s", s)}
+        values = dict.fromkeys(names | {"num"}, "7")
+        for target in targets:
+            if not target:
+                broken.append((sources[0], "empty plural form"))
+                continue
+            try:
+                target % values if names or "%" in target else target
+            except (ValueError, KeyError, TypeError) as exc:
+                broken.append((sources[0], f"{type(exc).__name__}: {exc}"))
+    assert broken == []
+
+
+async def test_public_pages_render_in_chinese(client):
+    for path in ("/", "/sign-in", "/stock", "/service/book", "/track", "/offline"):
+        response = await client.get(path, headers={"Accept-Language": "zh-CN"})
+        assert response.status_code == 200, (path, response.status_code)
+        assert '<html lang="zh-CN">' in response.text, path
