@@ -1,105 +1,21 @@
-"""Workshop photos (existing damage, findings): decoded and re-encoded by Pillow, never kept as uploaded.
-
-Files live under ``<var_dir>/media/repair-orders/`` named by a random key (the uploaded name is never
-used). Only JPEG, PNG and WebP that Pillow can decode are accepted; metadata (GPS) is dropped. They are
-private: served to the branch's staff, or to the customer through their tracking link.
-"""
+"""Workshop photos (existing damage, findings) under ``<var_dir>/media/repair-orders/``. They are
+private: served to the branch's staff, or to the customer through their tracking link
+(see :mod:`backend.lib.photos` for how uploads are checked and re-encoded)."""
 
 from __future__ import annotations
 
-import io
-import os
-import re
-import secrets
-from dataclasses import dataclass
-from pathlib import Path
-
-from PIL import Image, ImageOps, UnidentifiedImageError
-
-from backend.lib.i18n import gettext as _
-from backend.lib.settings import get_settings
+from backend.lib.photos import PhotoError, PhotoStore, ProcessedPhoto
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
-MAX_PIXELS = 50_000_000
-ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "MPO"}
-FULL_SIZE = 1600
-THUMB_SIZE = 480
-FILE_NAME = re.compile(r"^(?P<key>[0-9a-f]{32})(?P<thumb>-thumb)?\.jpg$")
+STORE = PhotoStore("repair-orders", MAX_PHOTO_BYTES)
 
+process = STORE.process
+new_key = STORE.new_key
+store = STORE.store
+remove = STORE.remove
+media_dir = STORE.media_dir
+parse_name = STORE.parse_name
+path_for = STORE.path
 
-class PhotoError(ValueError):
-    """The upload is not a photo we can use; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessedPhoto:
-    full: bytes
-    thumbnail: bytes
-    width: int
-    height: int
-
-
-def media_dir() -> Path:
-    return get_settings().var_dir / "media" / "repair-orders"
-
-
-def _jpeg(image: Image.Image, limit: int, quality: int) -> tuple[bytes, tuple[int, int]]:
-    copy = image.copy()
-    copy.thumbnail((limit, limit), Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    copy.save(out, format="JPEG", quality=quality, optimize=True)
-    return out.getvalue(), copy.size
-
-
-def process(data: bytes) -> ProcessedPhoto:
-    if not data:
-        raise PhotoError(_("The file is empty."))
-    if len(data) > MAX_PHOTO_BYTES:
-        raise PhotoError(_("The photo is larger than %(mb)s MB.", mb=MAX_PHOTO_BYTES // (1024 * 1024)))
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            if probe.format not in ACCEPTED_FORMATS:
-                raise PhotoError(_("Upload a JPEG, PNG or WebP photo."))
-            if probe.width * probe.height > MAX_PIXELS:
-                raise PhotoError(_("The photo has too many pixels."))
-            probe.verify()
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image).convert("RGB")
-            full, (width, height) = _jpeg(image, FULL_SIZE, 82)
-            thumbnail, _size = _jpeg(image, THUMB_SIZE, 75)
-    except PhotoError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise PhotoError(_("This file is not a photo we can read. Upload a JPEG, PNG or WebP photo.")) from exc
-    return ProcessedPhoto(full=full, thumbnail=thumbnail, width=width, height=height)
-
-
-def new_key() -> str:
-    return secrets.token_hex(16)
-
-
-def store(key: str, photo: ProcessedPhoto) -> None:
-    """Write both files atomically (a temporary name, then a rename)."""
-    folder = media_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in ((f"{key}.jpg", photo.full), (f"{key}-thumb.jpg", photo.thumbnail)):
-        temporary = folder / f".{name}.{secrets.token_hex(4)}.tmp"
-        temporary.write_bytes(content)
-        os.replace(temporary, folder / name)
-
-
-def remove(key: str) -> None:
-    for name in (f"{key}.jpg", f"{key}-thumb.jpg"):
-        (media_dir() / name).unlink(missing_ok=True)
-
-
-def parse_name(file_name: str) -> tuple[str, bool] | None:
-    """``(key, thumbnail?)`` for one of our file names, None for anything else."""
-    match = FILE_NAME.match(file_name or "")
-    return (match.group("key"), bool(match.group("thumb"))) if match else None
-
-
-def path_for(key: str, thumbnail: bool) -> Path | None:
-    path = media_dir() / f"{key}{'-thumb' if thumbnail else ''}.jpg"
-    return path if path.is_file() else None
+__all__ = ["MAX_PHOTO_BYTES", "PhotoError", "ProcessedPhoto", "media_dir", "new_key", "parse_name", "path_for",
+           "process", "remove", "store"]
