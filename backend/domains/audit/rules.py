@@ -12,11 +12,27 @@ ACTIONS = {
     "update": lazy_gettext("changed"),
     "revoke": lazy_gettext("revoked"),
     "delete": lazy_gettext("deleted"),
+    "status": lazy_gettext("changed the status of"),
+    "reserve": lazy_gettext("reserved"),
+    "release": lazy_gettext("released"),
+    "photo": lazy_gettext("added a photo to"),
+    "import": lazy_gettext("imported"),
+    "reschedule": lazy_gettext("rescheduled"),
+    "cancel": lazy_gettext("cancelled"),
 }
 ENTITIES = {
     "staff_user": lazy_gettext("staff account"),
     "api_key": lazy_gettext("API key"),
     "branch": lazy_gettext("branch"),
+    "customer": lazy_gettext("customer"),
+    "vehicle": lazy_gettext("vehicle"),
+    "vehicle_import": lazy_gettext("stock import"),
+    "service_appointment": lazy_gettext("service appointment"),
+    "repair_order": lazy_gettext("repair order"),
+    "repair_order_finding": lazy_gettext("inspection finding"),
+    "repair_order_labour": lazy_gettext("labour line"),
+    "repair_order_part": lazy_gettext("parts line"),
+    "test_drive": lazy_gettext("test drive"),
 }
 
 
