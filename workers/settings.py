@@ -29,7 +29,7 @@ from backend.lib.redis import make_redis
 from backend.lib.settings import get_settings
 from backend.lib.templating import make_environment
 
-from . import jobs, notification_jobs, stock_jobs
+from . import housekeeping, jobs, notification_jobs, stock_jobs
 
 
 def redis_settings() -> RedisSettings:
@@ -95,6 +95,7 @@ class WorkerSettings:
              run_at_startup=True, keep_result=0),
         cron(notification_jobs.run_due_tasks, second={5, 20, 35, 50}, run_at_startup=True, keep_result=0),
         cron(stock_jobs.sweep_stock_imports, second={10}, run_at_startup=True, keep_result=0),
+        cron(housekeeping.prune_idempotency_keys, minute={17}, second={40}, keep_result=0),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     signin_max_per_ip: int = 20
     signin_window_seconds: int = 900
     max_body_bytes: int = 5 * 1024 * 1024
+    # A retried booking (same Idempotency-Key) within this window gets the first answer; older keys are pruned.
+    idempotency_retention_hours: int = 72
     default_locale: str = "zh_CN"
     default_currency: str = "CNY"
     default_timezone: str = "Asia/Shanghai"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -301,3 +301,9 @@ async def idempotency_record(session: AsyncSession, scope: str, key_hash: str) -
 async def store_idempotent_answer(session: AsyncSession, record_id: int, status_code: int, response: bytes) -> None:
     await session.execute(update(BookingIdempotency).where(BookingIdempotency.id == record_id)
                           .values(status_code=status_code, response=response))
+
+
+async def prune_idempotency(session: AsyncSession, older_than: datetime) -> int:
+    """Forget answers to ``Idempotency-Key``s older than the retention window (no phone retries that late)."""
+    result = await session.execute(delete(BookingIdempotency).where(BookingIdempotency.created_at < older_than))
+    return result.rowcount or 0
