@@ -39,11 +39,14 @@ def redis_settings() -> RedisSettings:
 
         ensure_services()
     redis = RedisSettings.from_dsn(settings.redis_url)
-    # Ride out a Redis restart: without retries the first failed poll ends the worker process, and
-    # nothing restarts it under `forecourt run --with-worker`. Each command is retried with back-off
-    # for about five minutes; what Redis lost meanwhile, the outbox sweeper enqueues again.
+    # Ride out a Redis restart: without retries the first failed poll ends the worker loop. Each
+    # command is retried with back-off (about five minutes with the default count); what Redis lost
+    # meanwhile, the outbox sweeper enqueues again. What still ends the loop (retries used up, a
+    # WatchError while arq claims a job) is restarted by `forecourt worker` (workers/supervisor.py).
     redis.retry_on_error = [RedisConnectionError, RedisTimeoutError, OSError]
-    redis.retry = RedisRetry(ExponentialBackoff(cap=2.0, base=0.05), retries=160)
+    redis.retry = RedisRetry(ExponentialBackoff(cap=2.0, base=0.05), retries=settings.worker_redis_retries)
+    # The first connection is retried by the same policy; arq's own extra rounds would multiply it.
+    redis.conn_retries = 0
     return redis
 
 
@@ -73,12 +76,16 @@ async def startup(ctx: dict) -> None:
 
 
 async def shutdown(ctx: dict) -> None:
+    """Idempotent: the supervisor calls it again when arq's close() stopped early (Redis gone)."""
     outbox.set_dispatcher(None)
     await outbox.drain_background()
-    await ctx["channels"].push.close()
-    await ctx["channels"].sms.close()
-    await ctx["engine"].dispose()
-    await ctx["redis_app"].aclose()
+    if channels := ctx.pop("channels", None):
+        await channels.push.close()
+        await channels.sms.close()
+    if engine := ctx.pop("engine", None):
+        await engine.dispose()
+    if redis_app := ctx.pop("redis_app", None):
+        await redis_app.aclose()
 
 
 class WorkerSettings:
