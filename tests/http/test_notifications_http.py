@@ -62,6 +62,7 @@ async def test_subscription_api_for_staff(client, session, redis, push_receiver)
     for bad in ({"endpoint": fake.endpoint}, {"endpoint": "not a url", "keys": body["keys"]},
                 {"endpoint": fake.endpoint, "keys": {"p256dh": "short", "auth": "x"}},
                 {"endpoint": fake.endpoint, "keys": {"p256dh": fake.p256dh, "auth": "A" * 40}},
+                {"endpoint": fake.endpoint, "keys": {"p256dh": "BA" + "A" * 85, "auth": body["keys"]["auth"]}},
                 {"endpoint": "ftp://x.example/" + "a" * 20, "keys": body["keys"]}):
         response = await client.post("/api/v1/push/subscriptions", json=bad, headers={"x-csrftoken": token})
         assert response.status_code == 400, bad
