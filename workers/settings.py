@@ -6,6 +6,8 @@ in ``ctx``; jobs take ids, reload their rows and are safe to run twice.
 
 from __future__ import annotations
 
+import logging
+import os
 import socket
 
 from arq import cron
@@ -30,6 +32,8 @@ from backend.lib.settings import get_settings
 from backend.lib.templating import make_environment
 
 from . import jobs, notification_jobs, stock_jobs
+
+log = logging.getLogger("forecourt.worker")
 
 
 def redis_settings() -> RedisSettings:
@@ -73,6 +77,7 @@ async def startup(ctx: dict) -> None:
     ctx["channels"] = await make_channels(ctx["session_maker"], settings)
     # Events recorded by jobs (a scheduled reminder creates a notification) go out after commit.
     outbox.set_dispatcher(lambda ids: notification_jobs.enqueue_outbox_events(ctx["redis"], ids))
+    log.info("worker ready (pid %d)", os.getpid())
 
 
 async def shutdown(ctx: dict) -> None:

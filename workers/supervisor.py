@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 
 from arq.worker import Worker, create_worker
+from redis.exceptions import RedisError
 
 log = logging.getLogger("forecourt.worker")
 MAX_PAUSE_SECONDS = 60.0
@@ -51,13 +52,15 @@ def run_supervised(settings_cls, *, max_restarts: int, window: float, delay: flo
         restarts.append(now)
         while restarts and now - restarts[0] > window:
             restarts.popleft()
+        # A traceback says nothing new about a Redis that cannot be reached; about anything else it does.
+        details = None if isinstance(error, (RedisError, OSError)) else error
         if len(restarts) > max_restarts:
             log.critical("worker stopped %d times within %.0f s; giving up (last error: %s: %s)",
-                         len(restarts), window, type(error).__name__, error, exc_info=error)
+                         len(restarts), window, type(error).__name__, error, exc_info=details)
             return 1
         pause = restart_pause(len(restarts), delay)
         log.error("worker stopped on %s: %s; restart %d of at most %d within %.0f s, in %.1f s",
-                  type(error).__name__, error, len(restarts), max_restarts, window, pause, exc_info=error)
+                  type(error).__name__, error, len(restarts), max_restarts, window, pause, exc_info=details)
         sleep(pause)
         log.warning("worker restarting")
 
