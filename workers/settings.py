@@ -112,6 +112,10 @@ class WorkerSettings:
     on_shutdown = shutdown
     redis_settings = redis_settings()
     job_timeout = 120
+    # On SIGTERM/SIGINT stop taking jobs and let running ones finish (up to 20 s, within docker-compose's
+    # 30 s grace) instead of cancelling them: a cancelled send that the push service had already taken
+    # would be rolled back and sent again.
+    job_completion_wait = 20
     max_tries = 5
     health_check_interval = 30
     # Per host, so `forecourt worker --check` in a container checks that container's worker.
