@@ -78,19 +78,35 @@ def run(host: str | None, port: int | None, workers: int, with_worker: bool, rel
 @main.command()
 @click.option("--check", is_flag=True, help="Exit 0 if a worker is healthy (for container health checks).")
 def worker(check: bool) -> None:
-    """Run a background worker (arq)."""
+    """Run a background worker (arq), restarted in-process when Redis trouble stops it."""
     _services()
-    from arq.worker import check_health, run_worker
-
     from backend.lib.observability import configure_logging
     from workers.settings import WorkerSettings
+    from workers.supervisor import run_supervised
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)  # before arq logs its start-up line
 
     if check:
-        sys.exit(check_health(WorkerSettings))
-    run_worker(WorkerSettings)
+        sys.exit(_check_worker_health(WorkerSettings))
+    sys.exit(run_supervised(WorkerSettings, max_restarts=settings.worker_max_restarts,
+                            window=settings.worker_restart_window_seconds,
+                            delay=settings.worker_restart_delay_seconds))
+
+
+def _check_worker_health(settings_cls) -> int:
+    """arq's health check, without the worker's long Redis retries: an unreachable Redis is a quick 1."""
+    import dataclasses
+
+    from arq.worker import async_check_health
+    from redis.exceptions import RedisError
+
+    quick = dataclasses.replace(settings_cls.redis_settings, retry=None, retry_on_error=None, conn_retries=0)
+    try:
+        return asyncio.run(async_check_health(quick, settings_cls.health_check_key))
+    except (OSError, RedisError) as exc:
+        click.echo(f"Health check failed: Redis is unreachable ({type(exc).__name__}: {exc})", err=True)
+        return 1
 
 
 @main.group(name="db")

@@ -39,6 +39,7 @@ class Received:
     urgency: str | None
     topic: str | None
     jwt_claims: dict
+    started_at: float = 0.0  # time.monotonic() when the request arrived (its sender was alive then)
 
 
 @dataclass
@@ -90,6 +91,7 @@ class PushReceiver:
         self.received: list[Received] = []
         self.errors: list[str] = []
         self.requests = 0
+        self.in_flight = 0  # requests being handled right now
         self._runner: web.AppRunner | None = None
         self.origin = ""
 
@@ -119,7 +121,23 @@ class PushReceiver:
     def for_subscription(self, sub: FakeSubscription) -> list[Received]:
         return [r for r in self.received if r.subscription == sub.name]
 
+    def shown(self) -> dict[tuple[str, str], list[Received]]:
+        """What the phones show, per (subscription, tag): the service worker passes the payload's tag
+        to showNotification, so a second message with a tag already shown replaces that notification
+        (silently, without renotify) instead of adding one. Each key maps to the messages behind it."""
+        phones: dict[tuple[str, str], list[Received]] = {}
+        for r in self.received:
+            phones.setdefault((r.subscription, r.payload.get("tag", "")), []).append(r)
+        return phones
+
     async def _handle(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        try:
+            return await self._handle_one(request, time.monotonic())
+        finally:
+            self.in_flight -= 1
+
+    async def _handle_one(self, request: web.Request, started_at: float) -> web.Response:
         self.requests += 1
         sub = self.subscriptions.get(request.match_info["name"])
         if sub is None:
@@ -142,5 +160,5 @@ class PushReceiver:
             await asyncio.sleep(self.delay)
         self.received.append(Received(subscription=sub.name, payload=payload, ttl=int(request.headers["TTL"]),
                                       urgency=request.headers.get("Urgency"), topic=request.headers.get("Topic"),
-                                      jwt_claims=claims))
+                                      jwt_claims=claims, started_at=started_at))
         return web.Response(status=201)

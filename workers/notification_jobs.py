@@ -59,7 +59,10 @@ async def process_outbox_event(ctx: dict, event_id: int) -> str:
         if handle is None:
             outbox.mark_failed(event, f"no handler for {event.kind}")
             return "failed"
-        outcome = await handle(session, event.payload, ctx)
+        outcome = await outbox.run_handler(session, event, lambda: handle(session, event.payload, ctx),
+                                           max_errors=get_settings().outbox_max_errors)
+        if outcome is None:
+            return "error"  # rolled back and counted on the event: retried after a back-off, or given up
         if outcome.finished:
             outbox.mark_done(event)
         else:

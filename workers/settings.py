@@ -6,6 +6,8 @@ in ``ctx``; jobs take ids, reload their rows and are safe to run twice.
 
 from __future__ import annotations
 
+import logging
+import os
 import socket
 
 from arq import cron
@@ -31,6 +33,8 @@ from backend.lib.templating import make_environment
 
 from . import housekeeping, jobs, notification_jobs, stock_jobs
 
+log = logging.getLogger("forecourt.worker")
+
 
 def redis_settings() -> RedisSettings:
     settings = get_settings()
@@ -39,11 +43,14 @@ def redis_settings() -> RedisSettings:
 
         ensure_services()
     redis = RedisSettings.from_dsn(settings.redis_url)
-    # Ride out a Redis restart: without retries the first failed poll ends the worker process, and
-    # nothing restarts it under `forecourt run --with-worker`. Each command is retried with back-off
-    # for about five minutes; what Redis lost meanwhile, the outbox sweeper enqueues again.
+    # Ride out a Redis restart: without retries the first failed poll ends the worker loop. Each
+    # command is retried with back-off (about five minutes with the default count); what Redis lost
+    # meanwhile, the outbox sweeper enqueues again. What still ends the loop (retries used up, a
+    # WatchError while arq claims a job) is restarted by `forecourt worker` (workers/supervisor.py).
     redis.retry_on_error = [RedisConnectionError, RedisTimeoutError, OSError]
-    redis.retry = RedisRetry(ExponentialBackoff(cap=2.0, base=0.05), retries=160)
+    redis.retry = RedisRetry(ExponentialBackoff(cap=2.0, base=0.05), retries=settings.worker_redis_retries)
+    # The first connection is retried by the same policy; arq's own extra rounds would multiply it.
+    redis.conn_retries = 0
     return redis
 
 
@@ -70,15 +77,20 @@ async def startup(ctx: dict) -> None:
     ctx["channels"] = await make_channels(ctx["session_maker"], settings)
     # Events recorded by jobs (a scheduled reminder creates a notification) go out after commit.
     outbox.set_dispatcher(lambda ids: notification_jobs.enqueue_outbox_events(ctx["redis"], ids))
+    log.info("worker ready (pid %d)", os.getpid())
 
 
 async def shutdown(ctx: dict) -> None:
+    """Idempotent: the supervisor calls it again when arq's close() stopped early (Redis gone)."""
     outbox.set_dispatcher(None)
     await outbox.drain_background()
-    await ctx["channels"].push.close()
-    await ctx["channels"].sms.close()
-    await ctx["engine"].dispose()
-    await ctx["redis_app"].aclose()
+    if channels := ctx.pop("channels", None):
+        await channels.push.close()
+        await channels.sms.close()
+    if engine := ctx.pop("engine", None):
+        await engine.dispose()
+    if redis_app := ctx.pop("redis_app", None):
+        await redis_app.aclose()
 
 
 class WorkerSettings:
@@ -101,6 +113,10 @@ class WorkerSettings:
     on_shutdown = shutdown
     redis_settings = redis_settings()
     job_timeout = 120
+    # On SIGTERM/SIGINT stop taking jobs and let running ones finish (up to 20 s, within docker-compose's
+    # 30 s grace) instead of cancelling them: a cancelled send that the push service had already taken
+    # would be rolled back and sent again.
+    job_completion_wait = 20
     max_tries = 5
     health_check_interval = 30
     # Per host, so `forecourt worker --check` in a container checks that container's worker.

@@ -74,7 +74,19 @@ class Settings(BaseSettings):
     # JSON body with {phone} and {text} filled in (JSON-escaped), e.g. {"to": "{phone}", "msg": "{text}"}
     sms_http_template: str = '{"to": "{phone}", "text": "{text}"}'
     sms_http_authorization: str | None = None  # sent as the Authorization header
+    # The sweeper re-enqueues events still pending this long after they were due (also its period, ≤ 30 s).
     outbox_sweep_delay_seconds: int = 60
+    # An event whose handler raised this many times is given up (status "failed", listed for staff).
+    outbox_max_errors: int = 10
+    # Worker operations. Each Redis command is retried with back-off (at most 2 s apart) this many times,
+    # about five minutes with the default, so a Redis restart only delays the worker.
+    worker_redis_retries: int = 160
+    # When the worker's loop stops on an error anyway, `forecourt worker` restarts it after a pause that
+    # doubles each time (up to a minute); more than worker_max_restarts restarts within the window end
+    # the process with exit code 1, for the supervisor (systemd, Docker, Kubernetes) to act on.
+    worker_max_restarts: int = 5
+    worker_restart_window_seconds: float = 600.0
+    worker_restart_delay_seconds: float = 2.0
     scheduler_batch_size: int = 500
     # argon2id cost; the defaults are argon2-cffi's (64 MiB, 3 passes). Tests lower them to run fast.
     password_hash_memory_kib: int = 65536

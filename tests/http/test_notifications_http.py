@@ -62,6 +62,7 @@ async def test_subscription_api_for_staff(client, session, redis, push_receiver)
     for bad in ({"endpoint": fake.endpoint}, {"endpoint": "not a url", "keys": body["keys"]},
                 {"endpoint": fake.endpoint, "keys": {"p256dh": "short", "auth": "x"}},
                 {"endpoint": fake.endpoint, "keys": {"p256dh": fake.p256dh, "auth": "A" * 40}},
+                {"endpoint": fake.endpoint, "keys": {"p256dh": "BA" + "A" * 85, "auth": body["keys"]["auth"]}},
                 {"endpoint": "ftp://x.example/" + "a" * 20, "keys": body["keys"]}):
         response = await client.post("/api/v1/push/subscriptions", json=bad, headers={"x-csrftoken": token})
         assert response.status_code == 400, bad
@@ -155,6 +156,38 @@ async def test_delivery_log_screen_and_api_are_for_managers_and_scoped(client, s
     await signed_in(client, sales)
     assert (await client.get("/admin/notifications/")).status_code == 403
     assert (await client.get("/api/v1/notifications")).status_code == 403
+
+
+async def test_delivery_log_lists_events_given_up_after_errors_per_branch(client, session, redis):
+    from backend.domains.notifications.service import NotificationRequest, notify
+    from backend.domains.outbox.models import OutboxEvent
+    from backend.domains.outbox.service import note_error
+
+    north, south = await make_branch(session), await make_branch(session)
+    north_user = await make_user(session, redis, branch=north)
+    south_user = await make_user(session, redis, branch=south)
+    for u, b in ((north_user, north), (south_user, south)):
+        nid = await notify(session, NotificationRequest(key=f"stuck:{u.id}", recipient_kind="staff",
+                                                        recipient_id=u.id, template="system.test", branch_id=b.id))
+        event = (await session.execute(select(OutboxEvent).where(
+            OutboxEvent.payload["notification_id"].as_integer() == nid))).scalar_one()
+        note_error(event, KeyError(f"boom-{u.id}"), max_errors=1)
+    await session.flush()
+
+    manager = await make_user(session, redis, role="manager", branch=north)
+    await signed_in(client, manager)
+    page = await client.get("/admin/notifications/")
+    assert page.status_code == 200
+    assert "Not sent because of an error (1)" in page.text and f"boom-{north_user.id}" in page.text
+    assert f"boom-{south_user.id}" not in page.text
+    fragment = await client.get("/admin/notifications/?status=pending", headers=HX)
+    assert fragment.status_code == 200 and "<html" not in fragment.text
+
+    admin = await make_user(session, redis, role="admin")
+    client.cookies.clear()
+    await signed_in(client, admin)
+    everything = await client.get("/admin/notifications/")
+    assert "Not sent because of an error (2)" in everything.text and f"boom-{south_user.id}" in everything.text
 
 
 async def test_customer_record_shows_its_messages_and_hides_other_branches(client, session, redis):

@@ -78,8 +78,10 @@ class NotificationLogController(Controller):
         if status is not None and status not in STATUSES:
             raise Invalid(fields={"status": _("Choose one of the offered options.")})
         scope = request.user.branch_scope
+        given_up_count, given_up = await service.given_up(db_session, scope=scope)
         return page(request, "notifications/log.html", {
             "rows": await service.log_for(db_session, scope=scope, status=status),
             "counts": await service.status_counts(db_session, scope=scope),
+            "given_up_count": given_up_count, "given_up": given_up,
             "status": status, "statuses": STATUSES, "labels": channel_labels(),
         }, block="log")

@@ -4,6 +4,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.domains.outbox.models import OutboxEvent
+
 from .models import DeliveryAttempt, Notification, NotificationPreference, PushSubscription
 
 
@@ -85,3 +87,21 @@ async def counts_by_status(session: AsyncSession, *, branch_id: int | None) -> d
     if branch_id is not None:
         query = query.where(Notification.branch_id == branch_id)
     return {status: count for status, count in (await session.execute(query)).all()}
+
+
+def _given_up_query(kind: str, branch_id: int | None):
+    query = (select(OutboxEvent, Notification)
+             .join(Notification, Notification.id == OutboxEvent.payload["notification_id"].as_integer())
+             .where(OutboxEvent.status == "failed", OutboxEvent.kind == kind))
+    return query if branch_id is None else query.where(Notification.branch_id == branch_id)
+
+
+async def given_up(session: AsyncSession, *, kind: str, branch_id: int | None,
+                   limit: int) -> list[tuple[OutboxEvent, Notification]]:
+    """Delivery events the outbox gave up on after repeated errors, newest first."""
+    query = _given_up_query(kind, branch_id).order_by(OutboxEvent.processed_at.desc()).limit(limit)
+    return [(event, n) for event, n in (await session.execute(query)).all()]
+
+
+async def count_given_up(session: AsyncSession, *, kind: str, branch_id: int | None) -> int:
+    return await session.scalar(select(func.count()).select_from(_given_up_query(kind, branch_id).subquery()))

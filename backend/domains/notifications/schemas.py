@@ -8,6 +8,7 @@ import ipaddress
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.lib.settings import get_settings
@@ -32,6 +33,10 @@ class SubscriptionKeys(BaseModel):
         raw = _b64url_bytes(value)
         if len(raw) != 65 or raw[0] != 4:
             raise ValueError("p256dh must be an uncompressed P-256 public key")
+        try:  # a point off the curve would make every later encryption for this browser fail
+            ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+        except ValueError as exc:
+            raise ValueError("p256dh is not a point on the P-256 curve") from exc
         return value
 
     @field_validator("auth")

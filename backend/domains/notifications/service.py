@@ -162,3 +162,10 @@ async def log_for(session: AsyncSession, *, scope: int | None, status: str | Non
 
 async def status_counts(session: AsyncSession, *, scope: int | None) -> dict[str, int]:
     return await repository.counts_by_status(session, branch_id=scope)
+
+
+async def given_up(session: AsyncSession, *, scope: int | None, limit: int = 20) -> tuple[int, list]:
+    """Notifications whose delivery raised until the outbox gave up: how many, and the newest."""
+    count = await repository.count_given_up(session, kind=DELIVER, branch_id=scope)
+    rows = await repository.given_up(session, kind=DELIVER, branch_id=scope, limit=limit) if count else []
+    return count, rows

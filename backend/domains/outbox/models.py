@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Index, func, text
+from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Index, Integer, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -15,6 +15,8 @@ class OutboxEvent(SQLModel, table=True):
         # The sweeper's query: pending rows, oldest first. Partial, so it stays small however
         # many delivered rows the table keeps.
         Index("ix_outbox_pending", "available_at", postgresql_where=text("status = 'pending'")),
+        # The staff screen's list of events given up on.
+        Index("ix_outbox_failed", "processed_at", postgresql_where=text("status = 'failed'")),
         CheckConstraint("status IN ('pending', 'done', 'failed')", name="status_known"),
     )
 
@@ -23,6 +25,9 @@ class OutboxEvent(SQLModel, table=True):
     payload: dict = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     status: str = Field(default="pending", max_length=16)  # pending | done | failed
     attempts: int = Field(default=0)
+    # Times its handler raised (a bug or a poison payload, not a channel's temporary failure): after
+    # ``outbox_max_errors`` the event is given up. Its own count, since channel retries are normal.
+    errors: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     created_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     )

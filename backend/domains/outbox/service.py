@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,9 +21,11 @@ from sqlalchemy.orm import Session
 
 from backend.lib.db import utcnow
 
+from . import rules
 from .models import OutboxEvent
 
 log = logging.getLogger("forecourt.outbox")
+T = TypeVar("T")
 PENDING_KEY = "outbox_pending_ids"
 
 Dispatcher = Callable[[list[int]], Awaitable[None]]
@@ -95,6 +98,37 @@ def mark_retry(event_row: OutboxEvent, delay: timedelta, error: str) -> None:
     event_row.attempts += 1
     event_row.available_at = utcnow() + delay
     event_row.last_error = error[:1000]
+
+
+async def run_handler(session: AsyncSession, event_row: OutboxEvent, handle: Callable[[], Awaitable[T]], *,
+                      max_errors: int) -> T | None:
+    """Run an event's handler in a savepoint; its result, or None if it raised.
+
+    An exception undoes what the handler did, but not the count: the error is recorded on the event
+    (committed by the caller's transaction, which still holds the row), the event waits a back-off
+    and is then given up after ``max_errors`` errors instead of being retried on every sweep.
+    """
+    try:
+        async with session.begin_nested():
+            return await handle()
+    except Exception as exc:  # noqa: BLE001 - a bug or poison payload in one event must not loop forever
+        note_error(event_row, exc, max_errors)
+        return None
+
+
+def note_error(event_row: OutboxEvent, exc: BaseException, max_errors: int) -> None:
+    event_row.errors += 1
+    event_row.attempts += 1
+    event_row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+    if rules.gives_up(event_row.errors, max_errors):
+        event_row.status = "failed"
+        event_row.processed_at = utcnow()
+        log.error("outbox event %s (%s) raised %d times; given up: %s", event_row.id, event_row.kind,
+                  event_row.errors, event_row.last_error, exc_info=exc)
+    else:
+        event_row.available_at = utcnow() + rules.error_backoff(event_row.errors)
+        log.warning("outbox event %s (%s) raised (error %d of at most %d); retrying after a back-off",
+                    event_row.id, event_row.kind, event_row.errors, max_errors, exc_info=exc)
 
 
 def mark_failed(event_row: OutboxEvent, error: str) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
 
 import aiosmtplib
 
@@ -16,6 +17,16 @@ class EmailResult:
     ok: bool
     transient: bool = False
     error: str | None = None
+
+
+def message_id(key: str, sender: str) -> str:
+    """The same notification always gets the same Message-ID, so a resend after a crash (the mail was
+    accepted, the worker died before recording it) is the same message to mail systems that
+    de-duplicate. (``email.utils.make_msgid`` adds the time, the pid and a random number.)"""
+    domain = re.sub(r"[^A-Za-z0-9.-]", "", sender.rsplit("@", 1)[-1]) or "forecourt.local"
+    readable = re.sub(r"[^A-Za-z0-9._-]+", ".", key).strip(".")[:64]
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"<{readable}.{digest}@{domain}>"
 
 
 class EmailSender:
@@ -32,10 +43,7 @@ class EmailSender:
         message["To"] = to
         message["Subject"] = subject
         message["Content-Language"] = lang
-        # The same notification always has the same Message-ID, so a resend after a crash is
-        # recognisable as the same message by mail systems that de-duplicate.
-        domain = self.settings.smtp_from.rsplit("@", 1)[-1].rstrip(">") or "forecourt.local"
-        message["Message-ID"] = make_msgid(idstring=key.replace(":", "."), domain=domain)
+        message["Message-ID"] = message_id(key, self.settings.smtp_from)
         message.set_content(text)
         message.add_alternative(html, subtype="html")
         return message

@@ -73,6 +73,10 @@ class PushSender:
         except (aiohttp.ClientError, TimeoutError) as exc:
             # No answer: treat like a 503 so it is retried with back-off.
             return PushResult(status=503, error=f"{type(exc).__name__}: {exc}"[:300])
+        except ValueError as exc:
+            # Keys we cannot encrypt for (a point off the curve): this browser can never be reached;
+            # answer like a push service refusing the request, so the next channel takes over.
+            return PushResult(status=400, error=f"cannot encrypt for this subscription: {exc}"[:300])
         retry_after = response.headers.get("Retry-After")
         error = None if response.status < 300 else (await response.text())[:300]
         response.release()
