@@ -21,6 +21,7 @@ from backend.domains.service_booking.controllers import BookingController
 from backend.domains.stock.api import VehicleApi
 from backend.domains.stock.controllers import StaffStockController, StockController, StockImportController
 from backend.domains.system.controllers import HealthController, MetricsController
+from backend.domains.test_drives.api import TestDriveApi
 
 route_handlers = [
     PublicController,
@@ -52,4 +53,5 @@ route_handlers = [
     ServiceApi,
     RepairOrderApi,
     TrackApi,
+    TestDriveApi,
 ]

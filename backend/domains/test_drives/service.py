@@ -843,7 +843,7 @@ class TestDriveService:
         branch = await self.staff_branch(principal, branch_id)
         day = day or rules.local_day(utcnow(), branch.timezone)
         start = datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo(branch.timezone))
-        mine = principal.id if principal.role == StaffRole.SALES else None
+        mine = principal.id if principal.role == StaffRole.SALES and principal.kind == "staff" else None
         drives = await repository.drives_between(self.session, first=start, last=start + timedelta(days=1),
                                                  branch_id=branch.id, salesperson_id=mine)
         follow_ups = await repository.follow_ups_due(self.session, day=day, branch_id=branch.id, salesperson_id=mine)
