@@ -9,6 +9,7 @@ import pytest
 from backend.domains.test_drives import rules
 from backend.domains.test_drives.rules import DriveStatus, LeadStage, SalespersonSpec
 from backend.lib import i18n
+from backend.lib.settings import get_settings
 
 SHANGHAI = "Asia/Shanghai"
 TZ = ZoneInfo(SHANGHAI)
@@ -19,6 +20,8 @@ MONDAY = date(2030, 6, 3)
 @pytest.fixture(autouse=True)
 def english():
     i18n.set_locale("en")
+    yield
+    i18n.set_locale(get_settings().default_locale)
 
 
 def at(hour: int, minute: int = 0, day: date = MONDAY) -> datetime:

@@ -213,6 +213,21 @@ class TestDriveService:
             found.append((v, lengths.get((v.make, v.model)) or settings[v.branch_id].drive_minutes))
         return found
 
+    async def choose_car(self, vehicle_id: int | None) -> tuple[Vehicle | None, Vehicle | None]:
+        """What the booking page drives when it is opened for a car: (the car to drive, the car asked about).
+
+        A car from the stock search that is not a demonstrator is driven as a demonstrator of the same make
+        and model (one at its own branch first); without one, nothing is chosen."""
+        found = await repository.vehicle_by_id(self.session, vehicle_id or 0)
+        if found is None or found[0].status == VehicleStatus.SOLD:
+            return None, None
+        asked, marked = found
+        if asked.status == VehicleStatus.DEMO or (asked.status == VehicleStatus.IN_STOCK and marked):
+            return asked, asked
+        same = [v for v, _minutes in await self.cars(like=asked)]
+        same.sort(key=lambda v: (v.branch_id != asked.branch_id, v.id))
+        return (same[0] if same else None), asked
+
     async def branches(self) -> dict[int, Branch]:
         return {b.id: b for b in await branch_repository.list_branches(self.session)}
 
