@@ -117,6 +117,18 @@ async def set_hours(session: AsyncSession, staff_user_id: int, working_hours: di
         index_elements=["staff_user_id"], set_={"working_hours": working_hours, "takes_online": takes_online}))
 
 
+# -- queueing for a car and a salesperson ------------------------------------------------------------
+
+
+async def queue_for_vehicle(session: AsyncSession, vehicle_id: int) -> None:
+    """Wait for the other bookings of this car to finish (see ``service._insert`` for why)."""
+    await session.execute(select(Vehicle.id).where(Vehicle.id == vehicle_id).with_for_update(key_share=True))
+
+
+async def queue_for_salesperson(session: AsyncSession, staff_user_id: int) -> None:
+    await session.execute(select(StaffUser.id).where(StaffUser.id == staff_user_id).with_for_update(key_share=True))
+
+
 # -- busy intervals ----------------------------------------------------------------------------------
 
 

@@ -392,10 +392,19 @@ class TestDriveService:
         return free[:MAX_SALESPERSON_TRIES]
 
     async def _insert(self, candidates: Sequence[int], values: dict) -> int:
-        """Insert the drive with the first salesperson the database accepts (each try in its own savepoint)."""
+        """Insert the drive with the first salesperson the database accepts (each try in its own savepoint).
+
+        An exclusion constraint is checked after the new row is in the index, so two transactions inserting
+        overlapping drives at the same moment would each find the other's row and wait for it: a deadlock
+        that PostgreSQL breaks only after ``deadlock_timeout`` by failing one of them. So bookings first
+        queue on the car's row lock, and each try on the salesperson's (released when its savepoint rolls
+        back): overlapping inserts then come one after the other and the constraint answers at once. The
+        constraint still decides; the locks only keep the losers from waiting on each other."""
+        await repository.queue_for_vehicle(self.session, values["vehicle_id"])
         for salesperson_id in candidates:
             try:
                 async with self.session.begin_nested():
+                    await repository.queue_for_salesperson(self.session, salesperson_id)
                     result = await self.session.execute(insert(TestDrive).values(salesperson_id=salesperson_id,
                                                                                  **values).returning(TestDrive.id))
                     return result.scalar_one()
@@ -555,7 +564,7 @@ class TestDriveService:
             if drive.salesperson_id in candidates:  # keep the customer's salesperson when possible
                 candidates.remove(drive.salesperson_id)
                 candidates.insert(0, drive.salesperson_id)
-            await self._move(drive.id, candidates, start, end, until)
+            await self._move(drive, candidates, start, end, until)
         except _Taken:
             found = await self.next_free(plan, after=max(self._earliest(plan, now, staff=staff), start),
                                          online=online, exclude=start, ignore_drive=drive.id)
@@ -572,11 +581,15 @@ class TestDriveService:
         await self._schedule_reminders(view, now)
         return view
 
-    async def _move(self, drive_id: int, candidates: Sequence[int], start: datetime, end: datetime,
+    async def _move(self, drive: TestDrive, candidates: Sequence[int], start: datetime, end: datetime,
                     until: datetime) -> None:
+        """Like :meth:`_insert`, for an update: queue on the car, then try the salespeople in turn."""
+        await repository.queue_for_vehicle(self.session, drive.vehicle_id)
+        drive_id = drive.id
         for salesperson_id in candidates:
             try:
                 async with self.session.begin_nested():
+                    await repository.queue_for_salesperson(self.session, salesperson_id)
                     await self.session.execute(
                         update(TestDrive).where(TestDrive.id == drive_id)
                         .values(starts_at=start, ends_at=end, blocked_until=until, salesperson_id=salesperson_id,
