@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,7 @@ from .models import Lead, SalespersonHours, TestDrive, TestDriveCar, TestDriveMo
 from .rules import ACTIVE, CLOSED_LEAD
 
 MAX_ID = 2**31 - 1  # ids are PostgreSQL integers: a bigger number is simply not one of ours
+OPEN_LEAD_SQL = "stage NOT IN ('delivered', 'lost')"  # the predicate of uq_lead_open_per_customer
 
 
 # -- settings, cars, salespeople ---------------------------------------------------------------------
@@ -221,13 +222,15 @@ async def open_lead(session: AsyncSession, customer_id: int, *, for_update: bool
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def start_lead(session: AsyncSession, values: dict) -> bool:
-    """Insert an open lead unless the customer already has one (a concurrent booking may just have made it)."""
+async def start_lead(session: AsyncSession, values: dict) -> Lead | None:
+    """Insert an open lead unless the customer already has one (a concurrent booking may just have made it):
+    the new lead, or None."""
     statement = (insert(Lead).values(**values)
-                 .on_conflict_do_nothing(index_elements=["customer_id"],
-                                         index_where=Lead.stage.not_in([s.value for s in CLOSED_LEAD]))
-                 .returning(Lead.id))
-    return (await session.execute(statement)).first() is not None
+                 # The partial index's predicate as a literal: PostgreSQL cannot match bound parameters to it
+                 # once it switches to a generic plan for the prepared statement.
+                 .on_conflict_do_nothing(index_elements=["customer_id"], index_where=text(OPEN_LEAD_SQL))
+                 .returning(Lead))
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def lead_by_id(session: AsyncSession, lead_id: int) -> Lead | None:

@@ -233,34 +233,35 @@ class TestDriveService:
 
     # -- who is free when -----------------------------------------------------------------------------
 
-    async def _team(self, plan: Plan, first: datetime, last: datetime, *, online: bool,
-                    ignore_drive: int | None = None) -> list[SalespersonSpec]:
+    async def _busy(self, plan: Plan, first: datetime, last: datetime, *, online: bool,
+                    ignore_drive: int | None = None) -> tuple[list[tuple[datetime, datetime]], list[SalespersonSpec]]:
+        """When the car is busy, and the salespeople who could go along with when they are busy (two queries)."""
         rows = [(user, hours) for user, hours in await repository.salespeople_of(self.session, plan.branch.id)
                 if not online or hours is None or hours.takes_online]
+        car_busy: list[tuple[datetime, datetime]] = []
         busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-        for _v, person, start, until, drive_id in await repository.busy_between(
-                self.session, first=first, last=last, salesperson_ids=[u.id for u, _h in rows]):
-            if drive_id != ignore_drive:
-                busy[person].append((start, until))
-        return [SalespersonSpec(id=user.id, busy=tuple(busy[user.id]),
+        for vehicle_id, person, start, until, drive_id in await repository.busy_between(
+                self.session, first=first, last=last, vehicle_id=plan.vehicle.id,
+                salesperson_ids=[u.id for u, _h in rows]):
+            if drive_id == ignore_drive:
+                continue
+            if vehicle_id == plan.vehicle.id:
+                car_busy.append((start, until))
+            busy[person].append((start, until))
+        team = [SalespersonSpec(id=user.id, busy=tuple(busy[user.id]),
                                 working_hours=hours.working_hours if hours and hours.working_hours
                                 else plan.branch.opening_hours) for user, hours in rows]
-
-    async def _car_busy(self, plan: Plan, first: datetime, last: datetime,
-                        ignore_drive: int | None = None) -> list[tuple[datetime, datetime]]:
-        return [(start, until) for _v, _p, start, until, drive_id in await repository.busy_between(
-            self.session, first=first, last=last, vehicle_id=plan.vehicle.id) if drive_id != ignore_drive]
+        return car_busy, team
 
     async def _free(self, plan: Plan, first: date, last: date, *, earliest: datetime, online: bool,
                     limit: int | None = None, exclude: datetime | None = None,
                     ignore_drive: int | None = None) -> list[Slot]:
-        """Free slots of the car from local day ``first`` to ``last`` (four queries whatever the span)."""
+        """Free slots of the car from local day ``first`` to ``last`` (three queries whatever the span)."""
         holidays = await branch_repository.holidays_between(self.session, plan.branch.id, first, last)
         start, end = plan.day_start(first), plan.day_start(last + timedelta(days=1))
         # Drives that started the evening before can still hold someone in the morning.
         window = (start - timedelta(days=1), end + timedelta(days=1))
-        car_busy = await self._car_busy(plan, *window, ignore_drive=ignore_drive)
-        team = await self._team(plan, *window, online=online, ignore_drive=ignore_drive)
+        car_busy, team = await self._busy(plan, *window, online=online, ignore_drive=ignore_drive)
         grid = [at for n in range((last - first).days + 1) for at in plan.grid(first + timedelta(days=n), holidays)]
         return rules.free_slots(grid, drive_minutes=plan.drive_minutes, buffer_minutes=plan.buffer, car_busy=car_busy,
                                 salespeople=team, tz=plan.tz, earliest=earliest, limit=limit, exclude=exclude)
@@ -328,21 +329,20 @@ class TestDriveService:
         start, end, until = rules.blocked(start, plan.drive_minutes, plan.buffer)
         online = source == Source.ONLINE
         try:
-            candidates = await self._candidates(plan, start, online=online, principal=principal)
             async with self.session.begin_nested():
                 claim_id = None
-                if key_hash is not None:
+                if key_hash is not None:  # first: a retry waits here for the request it repeats
                     claim_id = await idempotency_store.claim_idempotency_key(self.session, TEST_DRIVE, key_hash,
                                                                              request_hash)
                     if claim_id is None:  # the same key committed while we were checking
                         raise _Replay(await idempotency_store.idempotency_record(self.session, TEST_DRIVE, key_hash))
+                candidates = await self._candidates(plan, start, online=online, principal=principal)
                 customer = await self._customer(plan.branch, data, phone, principal)
-                drive_id = await self._insert(candidates, {
+                drive = await self._insert(candidates, {
                     "reference": self._reference(), "branch_id": plan.branch.id, "vehicle_id": vehicle.id,
                     "customer_id": customer.id, "status": DriveStatus.BOOKED.value, "source": source,
                     "starts_at": start, "ends_at": end, "blocked_until": until, "key_handed_over": False,
                     "created_by_label": principal.audit_label if staff else "customer"})
-                drive = await repository.drive_by_id(self.session, drive_id)
                 lead = await self._lead_after_booking(drive, customer, vehicle, now)
                 drive.lead_id = lead.id
                 token = await customers.issue_tracking_link(self.session, customer=customer, record_type=TEST_DRIVE,
@@ -379,10 +379,9 @@ class TestDriveService:
         Only an offer: the exclusion constraints decide."""
         _start, end, until = rules.blocked(start, plan.drive_minutes, plan.buffer)
         window = (start - timedelta(days=1), until + timedelta(days=1))
-        if any(rules.overlaps((start, until), busy)
-               for busy in await self._car_busy(plan, *window, ignore_drive=ignore_drive)):
+        car_busy, team = await self._busy(plan, *window, online=online, ignore_drive=ignore_drive)
+        if any(rules.overlaps((start, until), busy) for busy in car_busy):
             raise _Taken(start)
-        team = await self._team(plan, *window, online=online, ignore_drive=ignore_drive)
         free = rules.free_salespeople(start, plan.drive_minutes, plan.buffer, team, plan.tz)
         if principal is not None and principal.kind == "staff" and principal.id in free:
             free.remove(principal.id)  # a salesperson booking a walk-in goes along themselves
@@ -391,7 +390,7 @@ class TestDriveService:
             raise _Taken(start)
         return free[:MAX_SALESPERSON_TRIES]
 
-    async def _insert(self, candidates: Sequence[int], values: dict) -> int:
+    async def _insert(self, candidates: Sequence[int], values: dict) -> TestDrive:
         """Insert the drive with the first salesperson the database accepts (each try in its own savepoint).
 
         An exclusion constraint is checked after the new row is in the index, so two transactions inserting
@@ -406,7 +405,7 @@ class TestDriveService:
                 async with self.session.begin_nested():
                     await repository.queue_for_salesperson(self.session, salesperson_id)
                     result = await self.session.execute(insert(TestDrive).values(salesperson_id=salesperson_id,
-                                                                                 **values).returning(TestDrive.id))
+                                                                                 **values).returning(TestDrive))
                     return result.scalar_one()
             except IntegrityError as exc:
                 constraint = violated_exclusion(exc)
@@ -484,17 +483,16 @@ class TestDriveService:
     async def _lead_after_booking(self, drive: TestDrive, customer: Customer, vehicle: Vehicle,
                                   now: datetime) -> Lead:
         """Create the customer's open lead at the test-drive stage, or move theirs forward."""
-        lead = await repository.open_lead(self.session, customer.id, for_update=True)
-        if lead is None:
-            await repository.start_lead(self.session, {
-                "branch_id": drive.branch_id, "customer_id": customer.id, "salesperson_id": drive.salesperson_id,
-                "stage": rules.lead_stage_after_booking(None), "channel": drive.source,
-                "vehicle_interest": car_label(vehicle)[:120]})
-            lead = await repository.open_lead(self.session, customer.id, for_update=True)
+        lead = await repository.start_lead(self.session, {
+            "branch_id": drive.branch_id, "customer_id": customer.id, "salesperson_id": drive.salesperson_id,
+            "stage": rules.lead_stage_after_booking(None), "channel": drive.source,
+            "vehicle_interest": car_label(vehicle)[:120]})
+        if lead is not None:
             await audit.record(self.session, actor_kind="system", actor_id=None, actor_label="test drive",
                                action="create", entity="lead", entity_id=lead.id, branch_id=lead.branch_id,
                                after={"stage": lead.stage, "channel": lead.channel})
             return lead
+        lead = await repository.open_lead(self.session, customer.id, for_update=True)
         before = lead.stage
         lead.stage = rules.lead_stage_after_booking(lead.stage)
         lead.vehicle_interest = car_label(vehicle)[:120]
