@@ -279,7 +279,7 @@ async def test_a_salesperson_taken_at_the_last_moment_makes_way_for_the_next(ses
     original = service._candidates
 
     async def stale(*args, **kwargs):  # what a request that read before the first booking would offer
-        return [taken.drive.salesperson_id, other]
+        return [taken.drive.salesperson_id, other], {p.id: p for p in showroom.salespeople}
 
     service._candidates = stale
     view = await service.book(booking(second, start))

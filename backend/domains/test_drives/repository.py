@@ -60,6 +60,25 @@ async def vehicle_by_id(session: AsyncSession, vehicle_id: int) -> tuple[Vehicle
     return (row[0], bool(row[1])) if row else None
 
 
+async def vehicle_plan(session: AsyncSession, vehicle_id: int) -> tuple | None:
+    """(car, marked drivable?, branch, the branch's settings or None, the model's drive length or None), in one
+    query: what every booking and availability needs first."""
+    from backend.domains.branches.models import Branch
+
+    if not 0 < vehicle_id <= MAX_ID:
+        return None
+    row = (await session.execute(
+        select(Vehicle, TestDriveCar.vehicle_id.is_not(None), Branch, TestDriveSettings,
+               TestDriveModelLength.drive_minutes)
+        .join(Branch, Branch.id == Vehicle.branch_id)
+        .outerjoin(TestDriveCar, TestDriveCar.vehicle_id == Vehicle.id)
+        .outerjoin(TestDriveSettings, TestDriveSettings.branch_id == Vehicle.branch_id)
+        .outerjoin(TestDriveModelLength, and_(TestDriveModelLength.make == Vehicle.make,
+                                              TestDriveModelLength.model == Vehicle.model))
+        .where(Vehicle.id == vehicle_id))).first()
+    return tuple(row) if row else None
+
+
 async def drivable_vehicles(session: AsyncSession, *, branch_id: int | None = None, make: str | None = None,
                             model: str | None = None, limit: int = 200) -> list[Vehicle]:
     query = (select(Vehicle).outerjoin(TestDriveCar, TestDriveCar.vehicle_id == Vehicle.id).where(_drivable())

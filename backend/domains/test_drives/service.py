@@ -152,10 +152,11 @@ class DriveView:
 
 
 class _Taken(Exception):
-    """Raised inside the booking savepoint so that it rolls back; becomes a Conflict outside."""
+    """Raised inside the booking savepoint so that it rolls back; becomes a Conflict outside. Carries what
+    was read about the car and the salespeople, when that is current enough to offer the next slots from."""
 
-    def __init__(self, slot: datetime) -> None:
-        self.slot = slot
+    def __init__(self, slot: datetime, car_busy: list | None = None, team: list | None = None) -> None:
+        self.slot, self.car_busy, self.team = slot, car_busy, team
 
 
 class _Replay(Exception):
@@ -183,11 +184,15 @@ class TestDriveService:
 
     async def car(self, vehicle_id: int | None, *, principal=None) -> Vehicle:
         """A car that may be test-driven now; the refusal says why not (sold, not a demonstrator...)."""
-        found = await repository.vehicle_by_id(self.session, vehicle_id or 0)
+        return (await self.bookable(vehicle_id, principal=principal)).vehicle
+
+    async def bookable(self, vehicle_id: int | None, *, principal=None) -> Plan:
+        """The plan of a car that may be test-driven now (one query); Invalid says why not."""
+        found = await repository.vehicle_plan(self.session, vehicle_id or 0)
         if found is None:
             message = _("Choose one of the cars offered for test drives.")
             raise Invalid(message, fields={"vehicle_id": message})
-        vehicle, marked = found
+        vehicle, marked, branch, settings, minutes = found
         if principal is not None and principal.branch_scope is not None and principal.branch_scope != vehicle.branch_id:
             message = _("You can only book test drives at your own branch.")
             raise Invalid(message, fields={"vehicle_id": message})
@@ -197,7 +202,8 @@ class TestDriveService:
         if not (vehicle.status == VehicleStatus.DEMO or (vehicle.status == VehicleStatus.IN_STOCK and marked)):
             message = _("This car is not available for test drives. Choose one of our demonstrators.")
             raise Invalid(message, fields={"vehicle_id": message})
-        return vehicle
+        settings = settings or default_settings(branch.id)
+        return Plan(vehicle=vehicle, branch=branch, settings=settings, drive_minutes=minutes or settings.drive_minutes)
 
     async def cars(self, *, branch_id: int | None = None, like: Vehicle | None = None) -> list[tuple[Vehicle, int]]:
         """Cars that may be test-driven, with their drive length; ``like`` narrows to its make and model."""
@@ -234,8 +240,9 @@ class TestDriveService:
     # -- who is free when -----------------------------------------------------------------------------
 
     async def _busy(self, plan: Plan, first: datetime, last: datetime, *, online: bool,
-                    ignore_drive: int | None = None) -> tuple[list[tuple[datetime, datetime]], list[SalespersonSpec]]:
-        """When the car is busy, and the salespeople who could go along with when they are busy (two queries)."""
+                    ignore_drive: int | None = None, with_people: bool = False) -> tuple:
+        """When the car is busy, and the salespeople who could go along with when they are busy (two queries);
+        ``with_people`` adds them by id."""
         rows = [(user, hours) for user, hours in await repository.salespeople_of(self.session, plan.branch.id)
                 if not online or hours is None or hours.takes_online]
         car_busy: list[tuple[datetime, datetime]] = []
@@ -251,6 +258,8 @@ class TestDriveService:
         team = [SalespersonSpec(id=user.id, busy=tuple(busy[user.id]),
                                 working_hours=hours.working_hours if hours and hours.working_hours
                                 else plan.branch.opening_hours) for user, hours in rows]
+        if with_people:
+            return car_busy, team, {user.id: user for user, _hours in rows}
         return car_busy, team
 
     async def _free(self, plan: Plan, first: date, last: date, *, earliest: datetime, online: bool,
@@ -284,8 +293,8 @@ class TestDriveService:
 
     async def availability(self, vehicle_id: int | None, day: date, *, principal=None) -> Availability:
         staff = principal is not None
-        vehicle = await self.car(vehicle_id, principal=principal)
-        plan = await self.plan_for(vehicle)
+        plan = await self.bookable(vehicle_id, principal=principal)
+        vehicle = plan.vehicle
         now = utcnow()
         if problem := rules.day_problem(day, today=plan.today(now), horizon_days=plan.settings.horizon_days):
             raise Invalid(problem, fields={"date": problem})
@@ -322,8 +331,8 @@ class TestDriveService:
 
         source = self._source(data, staff)
         phone = self._contact(data)
-        vehicle = await self.car(data.vehicle_id, principal=principal)
-        plan = await self.plan_for(vehicle)
+        plan = await self.bookable(data.vehicle_id, principal=principal)
+        vehicle = plan.vehicle
         now = utcnow()
         start = await self._slot(plan, data.start, now, staff=staff)
         start, end, until = rules.blocked(start, plan.drive_minutes, plan.buffer)
@@ -336,7 +345,8 @@ class TestDriveService:
                                                                              request_hash)
                     if claim_id is None:  # the same key committed while we were checking
                         raise _Replay(await idempotency_store.idempotency_record(self.session, TEST_DRIVE, key_hash))
-                candidates = await self._candidates(plan, start, online=online, principal=principal)
+                await repository.queue_for_vehicle(self.session, vehicle.id)  # see _insert
+                candidates, people = await self._candidates(plan, start, online=online, principal=principal)
                 customer = await self._customer(plan.branch, data, phone, principal)
                 drive = await self._insert(candidates, {
                     "reference": self._reference(), "branch_id": plan.branch.id, "vehicle_id": vehicle.id,
@@ -348,8 +358,7 @@ class TestDriveService:
                 token = await customers.issue_tracking_link(self.session, customer=customer, record_type=TEST_DRIVE,
                                                             record_id=drive.id, valid_for=TRACKING_VALID_FOR)
                 view = DriveView(drive=drive, vehicle=vehicle, branch=plan.branch, customer=customer, token=token,
-                                 salesperson=(await repository.staff_by_id(self.session, [drive.salesperson_id]))
-                                 .get(drive.salesperson_id))
+                                 salesperson=people.get(drive.salesperson_id))
                 await self._tell_customer(view, "test_drive.booked", token)
                 await self._schedule_reminders(view, now)
                 if online:
@@ -365,41 +374,57 @@ class TestDriveService:
                         idempotency.seal(TEST_DRIVE, idempotency_key, {"drive_id": drive.id, "token": token}))
         except _Replay as replay:
             return await self._replay(replay.record, idempotency_key, request_hash)
-        except _Taken:
-            found = await self.next_free(plan, after=max(self._earliest(plan, now, staff=staff), start),
-                                         online=online, exclude=start)
+        except _Taken as taken:
+            found = await self._next_after_taken(plan, taken, after=max(self._earliest(plan, now, staff=staff), start),
+                                                 online=online)
             message = (_("That time was just taken. These are the next free times.") if found else
                        _("There is no free time for this car in the next two weeks. Please call the branch."))
             raise Conflict(message, next_slots=slot_json(found)) from None
         return view
 
     async def _candidates(self, plan: Plan, start: datetime, *, online: bool, principal=None,
-                          ignore_drive: int | None = None) -> list[int]:
-        """The salespeople who could go along, best first; raises _Taken when the car or everyone is busy.
-        Only an offer: the exclusion constraints decide."""
+                          ignore_drive: int | None = None) -> tuple[list[int], dict[int, StaffUser]]:
+        """The salespeople who could go along, best first (and who they are); raises _Taken when the car or
+        everyone is busy. Called after queueing for the car, so the car's busy times are current; the
+        salespeople's may not be, and the exclusion constraints decide."""
         _start, end, until = rules.blocked(start, plan.drive_minutes, plan.buffer)
-        window = (start - timedelta(days=1), until + timedelta(days=1))
-        car_busy, team = await self._busy(plan, *window, online=online, ignore_drive=ignore_drive)
+        window = (plan.day_start(rules.local_day(start, plan.tz)) - timedelta(days=1),
+                  plan.day_start(rules.local_day(start, plan.tz)) + timedelta(days=2))
+        car_busy, team, people = await self._busy(plan, *window, online=online, ignore_drive=ignore_drive,
+                                                  with_people=True)
         if any(rules.overlaps((start, until), busy) for busy in car_busy):
-            raise _Taken(start)
+            raise _Taken(start, car_busy, team)
         free = rules.free_salespeople(start, plan.drive_minutes, plan.buffer, team, plan.tz)
         if principal is not None and principal.kind == "staff" and principal.id in free:
             free.remove(principal.id)  # a salesperson booking a walk-in goes along themselves
             free.insert(0, principal.id)
         if not free:
-            raise _Taken(start)
-        return free[:MAX_SALESPERSON_TRIES]
+            raise _Taken(start, car_busy, team)
+        return free[:MAX_SALESPERSON_TRIES], people
+
+    async def _next_after_taken(self, plan: Plan, taken: _Taken, *, after: datetime, online: bool,
+                                ignore_drive: int | None = None) -> list[Slot]:
+        """The next free slots for a 409: from what the refusal already read (the rest of that day) when that
+        is enough, else from the database."""
+        if taken.car_busy is not None and rules.local_day(after, plan.tz) == rules.local_day(taken.slot, plan.tz):
+            day = rules.local_day(taken.slot, plan.tz)
+            found = rules.free_slots(plan.grid(day, set()), drive_minutes=plan.drive_minutes,
+                                     buffer_minutes=plan.buffer, car_busy=taken.car_busy, salespeople=taken.team,
+                                     tz=plan.tz, earliest=after, limit=NEXT_SLOTS, exclude=taken.slot)
+            if len(found) == NEXT_SLOTS:
+                return found
+        return await self.next_free(plan, after=after, online=online, exclude=taken.slot, ignore_drive=ignore_drive)
 
     async def _insert(self, candidates: Sequence[int], values: dict) -> TestDrive:
         """Insert the drive with the first salesperson the database accepts (each try in its own savepoint).
 
         An exclusion constraint is checked after the new row is in the index, so two transactions inserting
         overlapping drives at the same moment would each find the other's row and wait for it: a deadlock
-        that PostgreSQL breaks only after ``deadlock_timeout`` by failing one of them. So bookings first
-        queue on the car's row lock, and each try on the salesperson's (released when its savepoint rolls
-        back): overlapping inserts then come one after the other and the constraint answers at once. The
-        constraint still decides; the locks only keep the losers from waiting on each other."""
-        await repository.queue_for_vehicle(self.session, values["vehicle_id"])
+        that PostgreSQL breaks only after ``deadlock_timeout`` by failing one of them. So a booking first queues
+        on the car's row lock (the caller takes it, then reads the car's busy times, which are then current),
+        and each try here on the salesperson's (released when its savepoint rolls back): overlapping inserts
+        come one after the other and the constraint answers at once. The constraint still decides; the locks
+        only keep the losers from waiting on each other."""
         for salesperson_id in candidates:
             try:
                 async with self.session.begin_nested():
@@ -548,8 +573,7 @@ class TestDriveService:
             raise Conflict(_("This test drive is “%(status)s” and can no longer be moved.",
                              status=rules.status_label(drive.status)), current_status=drive.status)
         staff = principal is not None
-        vehicle = await self.car(drive.vehicle_id, principal=principal)
-        plan = await self.plan_for(vehicle)
+        plan = await self.bookable(drive.vehicle_id, principal=principal)
         now = utcnow()
         start = await self._slot(plan, wanted, now, staff=staff)
         if start == drive.starts_at:
@@ -558,14 +582,15 @@ class TestDriveService:
         start, end, until = rules.blocked(start, plan.drive_minutes, plan.buffer)
         online = not staff and drive.source == Source.ONLINE
         try:
-            candidates = await self._candidates(plan, start, online=online, ignore_drive=drive.id)
+            await repository.queue_for_vehicle(self.session, drive.vehicle_id)
+            candidates, _people = await self._candidates(plan, start, online=online, ignore_drive=drive.id)
             if drive.salesperson_id in candidates:  # keep the customer's salesperson when possible
                 candidates.remove(drive.salesperson_id)
                 candidates.insert(0, drive.salesperson_id)
             await self._move(drive, candidates, start, end, until)
-        except _Taken:
-            found = await self.next_free(plan, after=max(self._earliest(plan, now, staff=staff), start),
-                                         online=online, exclude=start, ignore_drive=drive.id)
+        except _Taken as taken:
+            found = await self._next_after_taken(plan, taken, after=max(self._earliest(plan, now, staff=staff), start),
+                                                 online=online, ignore_drive=drive.id)
             raise Conflict(_("That time is not free. These are the next free times."),
                            next_slots=slot_json(found)) from None
         before = drive.starts_at
@@ -581,8 +606,7 @@ class TestDriveService:
 
     async def _move(self, drive: TestDrive, candidates: Sequence[int], start: datetime, end: datetime,
                     until: datetime) -> None:
-        """Like :meth:`_insert`, for an update: queue on the car, then try the salespeople in turn."""
-        await repository.queue_for_vehicle(self.session, drive.vehicle_id)
+        """Like :meth:`_insert`, for an update (the caller has queued on the car): the salespeople in turn."""
         drive_id = drive.id
         for salesperson_id in candidates:
             try:
