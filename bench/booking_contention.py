@@ -267,7 +267,8 @@ def main() -> int:
     parser.add_argument("--cars", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=500, help="connections sending at the same time")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn processes")
-    parser.add_argument("--pool-size", type=int, default=20, help="database connections per app process")
+    parser.add_argument("--pool-size", type=int, default=8,
+                        help="database connections per app process (plus 10 overflow; the server is shared)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     if args.slots % args.cars or args.slots // args.cars > 10:

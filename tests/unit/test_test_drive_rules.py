@@ -224,3 +224,21 @@ def test_follow_up_is_the_next_local_morning():
     assert rules.follow_up_at(late, SHANGHAI) == at(10, day=MONDAY + timedelta(days=1))
     assert rules.follow_up_at(datetime(2030, 6, 3, 16, 30, tzinfo=UTC), SHANGHAI) == at(10, day=MONDAY + timedelta(
         days=2))  # 00:30 on Tuesday local: the follow-up is Wednesday morning
+
+
+def test_lock_keys_make_overlapping_bookings_queue_and_others_not():
+    car = rules.CAR_LOCKS
+
+    def keys(start, end, resource=7):
+        return set(rules.lock_keys(car, resource, start, end))
+
+    nine = keys(at(9), at(9, 45))
+    assert len(nine) == 3 and sorted(rules.lock_keys(car, 7, at(9), at(9, 45))) == rules.lock_keys(car, 7, at(9),
+                                                                                                        at(9, 45))
+    assert nine & keys(at(9, 30), at(10, 15))  # overlapping: they share a bucket
+    assert nine & keys(at(9, 44), at(9, 50))
+    assert not nine & keys(at(9, 45), at(10, 30))  # back to back on the grid: independent
+    assert not nine & keys(at(14), at(14, 45))
+    assert not nine & keys(at(9), at(9, 45), resource=8)  # another car
+    assert not nine & set(rules.lock_keys(rules.SALESPERSON_LOCKS, 7, at(9), at(9, 45)))  # a salesperson
+    assert all(0 < k < 2**63 for k in nine)

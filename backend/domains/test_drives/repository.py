@@ -140,13 +140,12 @@ async def set_hours(session: AsyncSession, staff_user_id: int, working_hours: di
 # -- queueing for a car and a salesperson ------------------------------------------------------------
 
 
-async def queue_for_vehicle(session: AsyncSession, vehicle_id: int) -> None:
-    """Wait for the other bookings of this car to finish (see ``service._insert`` for why)."""
-    await session.execute(select(Vehicle.id).where(Vehicle.id == vehicle_id).with_for_update(key_share=True))
-
-
-async def queue_for_salesperson(session: AsyncSession, staff_user_id: int) -> None:
-    await session.execute(select(StaffUser.id).where(StaffUser.id == staff_user_id).with_for_update(key_share=True))
+async def queue_for(session: AsyncSession, keys: list[int]) -> None:
+    """Wait for the transaction-level advisory locks ``keys`` (see ``rules.lock_keys``), in ascending order so
+    that two bookings never wait for each other in a circle. Held until commit; a savepoint's rollback
+    releases those taken in it."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                          {"keys": sorted(keys)})
 
 
 # -- busy intervals ----------------------------------------------------------------------------------

@@ -216,6 +216,21 @@ def works_during(working_hours: Mapping[str, list[str] | None], start: datetime,
     return window is not None and window[0] <= start and end <= window[1]
 
 
+LOCK_BUCKET_MINUTES = 15
+CAR_LOCKS = 1 << 62  # advisory lock namespaces (the bigint form; stock uses the two-integer form)
+SALESPERSON_LOCKS = 1 << 61
+
+
+def lock_keys(namespace: int, resource_id: int, start: datetime, until: datetime) -> list[int]:
+    """Advisory lock keys for a resource over [start, until): one per 15-minute bucket it touches, ascending.
+
+    Two overlapping intervals always share a bucket, so bookings that could collide queue on each other
+    while bookings of the same car at other times of the day do not."""
+    size = LOCK_BUCKET_MINUTES * 60
+    first, last = int(start.timestamp()) // size, (int(until.timestamp()) - 1) // size
+    return [namespace | (resource_id << 24) | (bucket % (1 << 24)) for bucket in range(first, last + 1)]
+
+
 def free_salespeople(start: datetime, drive_minutes: int, buffer_minutes: int, salespeople: Sequence[SalespersonSpec],
                      tz: str) -> list[int]:
     """Who could take a drive at ``start``: at work for the whole drive and not out on another one.

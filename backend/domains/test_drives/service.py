@@ -338,6 +338,9 @@ class TestDriveService:
         start, end, until = rules.blocked(start, plan.drive_minutes, plan.buffer)
         online = source == Source.ONLINE
         try:
+            # A first look without queueing: when the car is already taken (committed), refuse at once rather
+            # than wait behind bookings of the same car at other times. The look after queueing decides.
+            await self._candidates(plan, start, online=online, principal=principal)
             async with self.session.begin_nested():
                 claim_id = None
                 if key_hash is not None:  # first: a retry waits here for the request it repeats
@@ -345,7 +348,8 @@ class TestDriveService:
                                                                              request_hash)
                     if claim_id is None:  # the same key committed while we were checking
                         raise _Replay(await idempotency_store.idempotency_record(self.session, TEST_DRIVE, key_hash))
-                await repository.queue_for_vehicle(self.session, vehicle.id)  # see _insert
+                await repository.queue_for(self.session, rules.lock_keys(rules.CAR_LOCKS, vehicle.id, start,
+                                                                         until))  # see _insert
                 candidates, people = await self._candidates(plan, start, online=online, principal=principal)
                 customer = await self._customer(plan.branch, data, phone, principal)
                 drive = await self._insert(candidates, {
@@ -375,6 +379,10 @@ class TestDriveService:
         except _Replay as replay:
             return await self._replay(replay.record, idempotency_key, request_hash)
         except _Taken as taken:
+            if key_hash is not None:  # the request this one repeats may have committed in the meantime
+                record = await idempotency_store.idempotency_record(self.session, TEST_DRIVE, key_hash)
+                if record is not None and record.status_code:
+                    return await self._replay(record, idempotency_key, request_hash)
             found = await self._next_after_taken(plan, taken, after=max(self._earliest(plan, now, staff=staff), start),
                                                  online=online)
             message = (_("That time was just taken. These are the next free times.") if found else
@@ -421,14 +429,17 @@ class TestDriveService:
         An exclusion constraint is checked after the new row is in the index, so two transactions inserting
         overlapping drives at the same moment would each find the other's row and wait for it: a deadlock
         that PostgreSQL breaks only after ``deadlock_timeout`` by failing one of them. So a booking first queues
-        on the car's row lock (the caller takes it, then reads the car's busy times, which are then current),
-        and each try here on the salesperson's (released when its savepoint rolls back): overlapping inserts
-        come one after the other and the constraint answers at once. The constraint still decides; the locks
-        only keep the losers from waiting on each other."""
+        on advisory locks for the car over the drive's time (``rules.lock_keys``: the caller takes them, then
+        reads the car's busy times, which are then current), and each try here on the salesperson's (released
+        when its savepoint rolls back): overlapping inserts come one after the other, bookings at other times
+        do not wait, and the constraint answers at once. Cars are always locked before salespeople, each in
+        ascending order, so no two bookings wait for each other. The constraint still decides; the locks only
+        keep the losers from waiting on each other."""
         for salesperson_id in candidates:
             try:
                 async with self.session.begin_nested():
-                    await repository.queue_for_salesperson(self.session, salesperson_id)
+                    await repository.queue_for(self.session, rules.lock_keys(
+                        rules.SALESPERSON_LOCKS, salesperson_id, values["starts_at"], values["blocked_until"]))
                     result = await self.session.execute(insert(TestDrive).values(salesperson_id=salesperson_id,
                                                                                  **values).returning(TestDrive))
                     return result.scalar_one()
@@ -582,7 +593,7 @@ class TestDriveService:
         start, end, until = rules.blocked(start, plan.drive_minutes, plan.buffer)
         online = not staff and drive.source == Source.ONLINE
         try:
-            await repository.queue_for_vehicle(self.session, drive.vehicle_id)
+            await repository.queue_for(self.session, rules.lock_keys(rules.CAR_LOCKS, drive.vehicle_id, start, until))
             candidates, _people = await self._candidates(plan, start, online=online, ignore_drive=drive.id)
             if drive.salesperson_id in candidates:  # keep the customer's salesperson when possible
                 candidates.remove(drive.salesperson_id)
@@ -611,7 +622,8 @@ class TestDriveService:
         for salesperson_id in candidates:
             try:
                 async with self.session.begin_nested():
-                    await repository.queue_for_salesperson(self.session, salesperson_id)
+                    await repository.queue_for(self.session, rules.lock_keys(rules.SALESPERSON_LOCKS,
+                                                                             salesperson_id, start, until))
                     await self.session.execute(
                         update(TestDrive).where(TestDrive.id == drive_id)
                         .values(starts_at=start, ends_at=end, blocked_until=until, salesperson_id=salesperson_id,
