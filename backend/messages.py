@@ -9,3 +9,5 @@ import backend.domains.notifications.messages  # noqa: F401
 import backend.domains.repair_orders.messages  # noqa: F401
 import backend.domains.scheduler.service  # noqa: F401
 import backend.domains.service_booking.messages  # noqa: F401
+import backend.domains.test_drives.messages  # noqa: F401
+import backend.domains.test_drives.service  # noqa: F401 - its follow-up handlers

@@ -2,7 +2,7 @@
 
 from backend.domains.accounts.models import ApiKey, StaffUser
 from backend.domains.audit.models import AuditEntry
-from backend.domains.branches.models import Branch, DealerGroup
+from backend.domains.branches.models import Branch, BranchHoliday, DealerGroup
 from backend.domains.customers.models import Customer, TrackingLink
 from backend.domains.notifications.models import (
     DeliveryAttempt,
@@ -43,6 +43,14 @@ from backend.domains.stock.models import (
     VehicleReservation,
 )
 from backend.domains.system.models import SystemSetting
+from backend.domains.test_drives.models import (
+    Lead,
+    SalespersonHours,
+    TestDrive,
+    TestDriveCar,
+    TestDriveModelLength,
+    TestDriveSettings,
+)
 from backend.lib.db import metadata
 
 __all__ = ["ApiKey", "AuditEntry", "Branch", "Customer", "DealerGroup", "DeliveryAttempt", "Notification",
@@ -53,3 +61,5 @@ __all__ += ["BookingIdempotency", "RepairOrder", "RepairOrderClock", "RepairOrde
             "RepairOrderFinding", "RepairOrderLabour", "RepairOrderPart", "RepairOrderPhoto", "ServiceAppointment",
             "ServiceAppointmentOperation", "ServiceBay", "ServiceDayCapacity", "ServiceOperation", "ServiceSettings",
             "ServiceSlotCapacity", "ServiceTechnician", "ServiceVehicle"]
+__all__ += ["BranchHoliday", "Lead", "SalespersonHours", "TestDrive", "TestDriveCar", "TestDriveModelLength",
+            "TestDriveSettings"]

@@ -21,6 +21,12 @@ from backend.domains.service_booking.controllers import BookingController
 from backend.domains.stock.api import VehicleApi
 from backend.domains.stock.controllers import StaffStockController, StockController, StockImportController
 from backend.domains.system.controllers import HealthController, MetricsController
+from backend.domains.test_drives.api import TestDriveApi
+from backend.domains.test_drives.controllers import (
+    TestDriveBookingController,
+    TestDriveDeskController,
+    TestDriveTrackController,
+)
 
 route_handlers = [
     PublicController,
@@ -41,6 +47,9 @@ route_handlers = [
     StaffPhotoController,
     JobsController,
     TrackController,
+    TestDriveBookingController,
+    TestDriveTrackController,
+    TestDriveDeskController,
     HealthController,
     MetricsController,
     MeApi,
@@ -52,4 +61,5 @@ route_handlers = [
     ServiceApi,
     RepairOrderApi,
     TrackApi,
+    TestDriveApi,
 ]

@@ -42,6 +42,9 @@ async def seed_demo(session: AsyncSession, redis: Redis, *, only_if_empty: bool 
     from backend.domains.repair_orders.demo import seed_service
 
     await seed_service(session)
+    from backend.domains.test_drives.demo import seed_test_drives
+
+    await seed_test_drives(session, redis, DEMO_PASSWORD)
     return True
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Column, DateTime, func
+from sqlalchemy import Column, Date, DateTime, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -35,3 +35,13 @@ class Branch(SQLModel, table=True):
     created_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     )
+
+
+class BranchHoliday(SQLModel, table=True):
+    """A day a branch is closed although its weekday has opening hours (public holidays, stocktaking)."""
+
+    __tablename__ = "branch_holiday"
+
+    branch_id: int = Field(foreign_key="branch.id", primary_key=True)
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    name: str = Field(default="", max_length=120)

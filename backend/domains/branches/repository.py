@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import Branch, DealerGroup
+from .models import Branch, BranchHoliday, DealerGroup
 
 
 async def branch_by_id(session: AsyncSession, branch_id: int) -> Branch | None:
@@ -24,3 +26,9 @@ async def list_branches(session: AsyncSession, only_id: int | None = None) -> li
 
 async def first_group(session: AsyncSession) -> DealerGroup | None:
     return (await session.execute(select(DealerGroup).order_by(DealerGroup.id).limit(1))).scalar_one_or_none()
+
+
+async def holidays_between(session: AsyncSession, branch_id: int, first: date, last: date) -> set[date]:
+    result = await session.execute(select(BranchHoliday.day).where(BranchHoliday.branch_id == branch_id,
+                                                                   BranchHoliday.day.between(first, last)))
+    return set(result.scalars())

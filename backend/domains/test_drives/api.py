@@ -1,0 +1,253 @@
+"""JSON API for test drives: the cars, availability, booking, the customer's token endpoints and the staff's.
+
+``POST /api/v1/test-drives`` is public (no CSRF cookie needed, rate limited per address) and idempotent
+with an ``Idempotency-Key`` header. An API key of a salesperson, manager or admin books as staff (phone or
+walk-in, no notice period); a browser session is treated like the public, so a forged cross-site request
+can never book as a staff member. ``GET/PATCH/DELETE /api/v1/test-drives/track/{token}`` are authorised
+by the customer's tracking token; the staff endpoints by role, scoped to the person's branch.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import Provide
+from litestar.exceptions import ValidationException
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_201_CREATED
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.domains.accounts.guards import roles_required
+from backend.domains.accounts.rules import StaffRole
+from backend.domains.service_booking.api import MAX_JSON_BYTES, client_ip, conflict_response, invalid_input
+from backend.lib.errors import Conflict
+from backend.lib.i18n import gettext as _
+from backend.lib.settings import get_settings
+
+from .rules import mask_licence
+from .schemas import (
+    MAX_ID,
+    AvailabilityOut,
+    BookingIn,
+    CarOut,
+    CheckOutIn,
+    FeedbackIn,
+    RescheduleIn,
+    ReturnIn,
+    SlotOut,
+    StaffTestDriveOut,
+    TestDriveOut,
+)
+from .service import BOOKING_ROLES, Availability, DriveView, TestDriveService, tracking_path
+
+SALES_DESK = (StaffRole.SALES, StaffRole.MANAGER)
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def provide_drives(db_session: AsyncSession, redis: Redis) -> TestDriveService:
+    return TestDriveService(db_session, redis)
+
+
+drive_dependencies = {"drives": Provide(provide_drives, sync_to_thread=False)}
+
+
+def tracking_url(token: str) -> str:
+    return get_settings().base_url.rstrip("/") + tracking_path(token)
+
+
+def car_out(vehicle, branch_code: str, drive_minutes: int) -> CarOut:
+    return CarOut(id=vehicle.id, make=vehicle.make, model=vehicle.model, trim=vehicle.trim,
+                  model_year=vehicle.model_year, powertrain=vehicle.powertrain, colour=vehicle.colour,
+                  branch=branch_code, drive_minutes=drive_minutes)
+
+
+def drive_out(view: DriveView, *, with_link: bool = False) -> TestDriveOut:
+    d, zone = view.drive, ZoneInfo(view.tz)
+    minutes = int((d.ends_at - d.starts_at).total_seconds() // 60)
+    return TestDriveOut(
+        id=d.id, reference=d.reference, status=d.status, source=d.source, start=d.starts_at.astimezone(zone),
+        end=d.ends_at.astimezone(zone), branch=view.branch.code, timezone=view.tz,
+        car=car_out(view.vehicle, view.branch.code, minutes),
+        salesperson=view.salesperson.name if view.salesperson else "",
+        tracking_url=tracking_url(view.token) if with_link and view.token else None)
+
+
+def staff_drive_out(view: DriveView) -> StaffTestDriveOut:
+    d = view.drive
+    return StaffTestDriveOut(
+        **drive_out(view).model_dump(), customer_name=view.customer.name, customer_phone=view.customer.phone,
+        licence_number=mask_licence(d.licence_number) or None, licence_expiry=d.licence_expiry,
+        odometer_out=d.odometer_out, odometer_in=d.odometer_in, energy_level_in=d.energy_level_in,
+        interest=d.interest, return_notes=d.return_notes)
+
+
+def availability_out(result: Availability) -> AvailabilityOut:
+    zone = ZoneInfo(result.branch.timezone)
+
+    def slots(found) -> list[SlotOut]:
+        return [SlotOut(start=s.start.astimezone(zone), end=s.end.astimezone(zone)) for s in found]
+
+    return AvailabilityOut(vehicle_id=result.vehicle.id, branch=result.branch.code, date=result.day,
+                           timezone=result.branch.timezone, drive_minutes=result.drive_minutes,
+                           slots=slots(result.slots), next_available=slots(result.next_available))
+
+
+def booking_principal(request: Request):
+    """Staff only through an API key: a browser session books like the public (see the module docstring)."""
+    user = request.user
+    return user if user is not None and user.kind == "api_key" and user.role in BOOKING_ROLES else None
+
+
+Token = Annotated[str, Parameter(max_length=100)]
+
+
+def invalid(request: Request, exc: ValidationException) -> Response:
+    """The shared 422, naming query parameters as callers send them (``date``, not the handler's ``day``; a
+    missing one by its name)."""
+    response = invalid_input(request, exc)
+    fields = response.content.get("error", {}).get("fields") if isinstance(response.content, dict) else None
+    if fields is None:
+        return response
+    missing = exc.__cause__.args[0] if isinstance(exc.__cause__, KeyError) and exc.__cause__.args else None
+    if missing and set(fields) == {"request"}:  # a missing query parameter: name it
+        fields.clear()
+        fields[str(missing)] = _("This field is required.")
+    if "day" in fields:
+        fields["date"] = fields.pop("day")
+    return response
+
+
+class TestDriveApi(Controller):
+    __test__ = False
+    path = "/api/v1/test-drives"
+    tags = ["test drives"]
+    dependencies = drive_dependencies
+    exception_handlers = {ValidationException: invalid}
+
+    @get("/cars", summary="Cars that may be test-driven", security=[{}, {"apiKey": []}])
+    async def cars(self, drives: TestDriveService,
+                   branch: Annotated[str | None, Parameter(max_length=16, description="Branch code")] = None,
+                   ) -> list[CarOut]:
+        branches = await drives.branches()
+        wanted = next((b.id for b in branches.values() if branch and b.code == branch.upper()), None)
+        if branch and wanted is None:
+            return []
+        return [car_out(v, branches[v.branch_id].code, minutes)
+                for v, minutes in await drives.cars(branch_id=wanted)]
+
+    @get("/availability", summary="Free test-drive slots of one car on one day", security=[{}, {"apiKey": []}])
+    async def availability(
+        self, request: Request, drives: TestDriveService,
+        vehicle_id: Annotated[int, Parameter(ge=1, le=MAX_ID, description="A car from /cars")],
+        day: Annotated[date, Parameter(query="date", description="Local date at the car's branch, YYYY-MM-DD")],
+    ) -> AvailabilityOut:
+        """Slots in the branch's time zone (ISO 8601 with offset) where the car (with the buffer after each
+        drive) and a salesperson are free. When the day has none, ``next_available`` lists the next ones."""
+        return availability_out(await drives.availability(vehicle_id, day, principal=booking_principal(request)))
+
+    @post("/", summary="Book a test drive", status_code=HTTP_201_CREATED, exclude_from_csrf=True,
+          request_max_body_size=MAX_JSON_BYTES, security=[{}, {"apiKey": []}])
+    async def book(
+        self, request: Request, drives: TestDriveService, data: BookingIn,
+        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key", max_length=200)] = None,
+    ) -> Response[TestDriveOut]:
+        """201 with the customer's ``tracking_url``; 409 with ``next_slots`` when the car or every salesperson is
+        taken; 422 for bad input; 429 when one address books too often. A retry with the same
+        ``Idempotency-Key`` returns the first answer."""
+        try:
+            view = await drives.book(data, principal=booking_principal(request), ip=client_ip(request),
+                                     idempotency_key=idempotency_key)
+        except Conflict as exc:
+            return conflict_response(exc)
+        body = drive_out(view, with_link=True)
+        headers = {"Location": body.tracking_url or ""}
+        if view.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(body, status_code=HTTP_201_CREATED, headers=headers)
+
+    # -- the customer's token ---------------------------------------------------------------------------
+
+    @get("/track/{token:str}", summary="A test drive by its tracking token", security=[{}])
+    async def read(self, drives: TestDriveService, token: Token) -> Response[TestDriveOut]:
+        return Response(drive_out(await drives.tracked(token)), headers=NO_STORE)
+
+    @patch("/track/{token:str}", summary="Move a test drive to another free start", exclude_from_csrf=True,
+           request_max_body_size=MAX_JSON_BYTES, security=[{}])
+    async def reschedule(self, drives: TestDriveService, token: Token, data: RescheduleIn) -> Response[TestDriveOut]:
+        try:
+            view = await drives.reschedule_by_link(token, data.start)
+        except Conflict as exc:
+            return conflict_response(exc)
+        return Response(drive_out(view), headers=NO_STORE)
+
+    @delete("/track/{token:str}", summary="Cancel a test drive", status_code=200, exclude_from_csrf=True,
+            security=[{}])
+    async def cancel(self, drives: TestDriveService, token: Token) -> Response[TestDriveOut]:
+        try:
+            view = await drives.cancel_by_link(token)
+        except Conflict as exc:
+            return conflict_response(exc)
+        return Response(drive_out(view), headers=NO_STORE)
+
+    @post("/track/{token:str}/feedback", summary="The customer's rating after the drive", status_code=200,
+          exclude_from_csrf=True, request_max_body_size=MAX_JSON_BYTES, security=[{}])
+    async def feedback(self, drives: TestDriveService, token: Token, data: FeedbackIn) -> Response[TestDriveOut]:
+        return Response(drive_out(await drives.feedback(token, data.rating, data.comment)), headers=NO_STORE)
+
+    # -- staff ------------------------------------------------------------------------------------------
+
+    @get("/day", summary="A day's test drives (a salesperson's own, a manager's whole branch)",
+         guards=[roles_required(*SALES_DESK)])
+    async def day(self, request: Request, drives: TestDriveService,
+                  day: Annotated[date | None, Parameter(query="date")] = None) -> list[StaffTestDriveOut]:
+        found = await drives.my_day(request.user, day)
+        return [staff_drive_out(v) for v in found["drives"]]
+
+    @get("/{drive_id:int}", summary="One test drive (staff)", guards=[roles_required(*SALES_DESK)])
+    async def one(self, request: Request, drives: TestDriveService, drive_id: int) -> StaffTestDriveOut:
+        return staff_drive_out(await drives.staff_view(request.user, drive_id))
+
+    @post("/{drive_id:int}/check-out", summary="Hand the car over: licence, key, odometer", status_code=200,
+          guards=[roles_required(*SALES_DESK)], request_max_body_size=MAX_JSON_BYTES)
+    async def check_out(self, request: Request, drives: TestDriveService, drive_id: int,
+                        data: CheckOutIn) -> Response[StaffTestDriveOut]:
+        """422 for an expired licence, a key not handed over or an odometer below the car's mileage; 409 when
+        the drive is not booked (``current_status``) or starts more than an hour from now."""
+        try:
+            view = await drives.check_out(request.user, drive_id, data)
+        except Conflict as exc:
+            return conflict_response(exc)
+        return Response(staff_drive_out(view))
+
+    @post("/{drive_id:int}/return", summary="Take the car back: odometer, fuel or charge, notes, interest",
+          status_code=200, guards=[roles_required(*SALES_DESK)], request_max_body_size=MAX_JSON_BYTES)
+    async def return_car(self, request: Request, drives: TestDriveService, drive_id: int,
+                         data: ReturnIn) -> Response[StaffTestDriveOut]:
+        try:
+            view = await drives.return_car(request.user, drive_id, data)
+        except Conflict as exc:
+            return conflict_response(exc)
+        return Response(staff_drive_out(view))
+
+    @post("/{drive_id:int}/no-show", summary="The customer did not come", status_code=200,
+          guards=[roles_required(*SALES_DESK)])
+    async def no_show(self, request: Request, drives: TestDriveService, drive_id: int) -> Response[StaffTestDriveOut]:
+        try:
+            view = await drives.no_show(request.user, drive_id)
+        except Conflict as exc:
+            return conflict_response(exc)
+        return Response(staff_drive_out(view))
+
+    @post("/{drive_id:int}/cancel", summary="Cancel a test drive (staff)", status_code=200,
+          guards=[roles_required(*SALES_DESK)])
+    async def staff_cancel(self, request: Request, drives: TestDriveService,
+                           drive_id: int) -> Response[StaffTestDriveOut]:
+        try:
+            view = await drives.staff_cancel(request.user, drive_id)
+        except Conflict as exc:
+            return conflict_response(exc)
+        return Response(staff_drive_out(view))

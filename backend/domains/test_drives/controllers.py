@@ -1,0 +1,453 @@
+"""Screens: the customer's booking page and tracking page, and the salesperson's day, week per demo car,
+walk-in booking, one drive (check-out, return, no-show, follow-up) and the manager's choice of cars.
+
+Forms work without JavaScript (a normal post answered with a redirect); htmx requests get the page's
+block back. A refused action re-renders the same block with the message beside the field and the
+refusal's status code (409, 422, 429), the same way on every screen.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+from litestar.response import File, Redirect, Template
+
+from backend.domains.accounts.guards import roles_required, sessions_only
+from backend.domains.accounts.rules import StaffRole
+from backend.domains.service_booking.api import client_ip
+from backend.domains.stock import rules as stock_rules
+from backend.lib.db import utcnow
+from backend.lib.errors import Conflict, DomainError, Invalid
+from backend.lib.forms import parse_form
+from backend.lib.htmx import is_fragment_request, page
+from backend.lib.i18n import gettext as _
+from backend.lib.settings import get_settings
+
+from . import ics, photos, rules
+from .api import drive_dependencies
+from .schemas import BookingIn, CheckOutIn, FeedbackIn, FollowUpIn, ReturnIn
+from .service import DriveView, TestDriveService, branch_label, car_label, tracking_path
+
+BOOKING_DAYS = 14  # the customer's page offers this many days; the API accepts the whole horizon
+PHOTO_FORM_MAX_BYTES = photos.MAX_PHOTO_BYTES + 1024 * 1024
+SALES_DESK = (StaffRole.SALES, StaffRole.MANAGER)
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def labels() -> dict:
+    return {"status": rules.STATUS_LABELS, "source": rules.SOURCE_LABELS, "stage": rules.LEAD_STAGE_LABELS,
+            "powertrain": stock_rules.POWERTRAIN_LABELS}
+
+
+def parse_day(raw: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(raw)) if raw else None
+    except ValueError:
+        return None
+
+
+def parse_int(raw: Any) -> int | None:
+    text = str(raw or "").strip()
+    return int(text) if text.isdigit() and len(text) <= 10 else None
+
+
+def parse_start(raw: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(raw)) if raw else None
+    except ValueError:
+        return None
+
+
+def form_values(data: Any) -> dict[str, str]:
+    return {k: v for k, v in dict(data).items() if isinstance(v, str) and k != "_csrf_token"}
+
+
+def common(**extra) -> dict:
+    return {"labels": labels(), "branch_label": branch_label, "car_label": car_label, "errors": {}, "values": {},
+            **extra}
+
+
+# -- the customer's booking page ----------------------------------------------------------------------
+
+
+async def booking_context(drives: TestDriveService, *, vehicle_id: int | None, day: date | None,
+                          values: dict | None = None, errors: dict | None = None, **extra) -> tuple[dict, int]:
+    """Everything the booking page shows; the status is 422 when the chosen car or day cannot be booked."""
+    cars = await drives.cars()
+    branches = await drives.branches()
+    chosen, asked = await drives.choose_car(vehicle_id)
+    note = None
+    if asked is not None and chosen is not None and asked.id != chosen.id:
+        note = _("You will drive our demonstrator of the %(car)s.", car=car_label(asked))
+    elif asked is not None and chosen is None:
+        note = _("We have no demonstrator of the %(car)s yet. Choose another car, or ask us about this one.",
+                 car=car_label(asked))
+    elif vehicle_id and asked is None:
+        note = _("That car is no longer available. Choose another one.")
+    tz = branches[chosen.branch_id].timezone if chosen else get_settings().default_timezone
+    today = rules.local_day(utcnow(), tz)
+    days = [today + timedelta(days=n) for n in range(BOOKING_DAYS)]
+    day = day or days[1]
+    errors = dict(errors or {})
+    availability, status = None, 200
+    if chosen is not None:
+        try:
+            availability = await drives.availability(chosen.id, day)
+        except Invalid as exc:
+            errors |= exc.fields or {"date": exc.message}
+            status = 422
+    values = values or {}
+    return common(cars=cars, branches=branches, car=chosen, asked=asked, note=note, day=day, days=days,
+                  availability=availability, values=values, errors=errors,
+                  idempotency_key=values.get("idempotency_key") or uuid.uuid4().hex, **extra), status
+
+
+class TestDriveBookingController(Controller):
+    """What customers use: no sign-in. Rate limited like the service booking."""
+
+    __test__ = False
+    path = "/test-drive"
+    include_in_schema = False
+    dependencies = drive_dependencies
+
+    @get("/", name="test_drive_book")
+    async def form(self, request: Request, drives: TestDriveService,
+                   vehicle_id: Annotated[str | None, Parameter(max_length=12)] = None,
+                   day: Annotated[str | None, Parameter(query="date", max_length=10)] = None) -> Template:
+        chosen_day = parse_day(day)
+        errors = {"date": _("Enter a valid date.")} if day and chosen_day is None else {}
+        context, status = await booking_context(drives, vehicle_id=parse_int(vehicle_id), day=chosen_day,
+                                                errors=errors)
+        return page(request, "test_drives/book.html", context, block="slots", status_code=422 if errors else status)
+
+    @post("/", name="test_drive_book_submit")
+    async def submit(self, request: Request, drives: TestDriveService) -> Response:
+        values = form_values(await request.form())
+        raw = {k: v for k, v in values.items() if k in ("vehicle_id", "start", "name", "phone", "email") and v}
+        raw |= {"consent": values.get("consent") == "on", "marketing_consent": values.get("marketing_consent") == "on",
+                "locale": None}
+        vehicle_id, day = parse_int(values.get("vehicle_id")), parse_day(values.get("date"))
+
+        async def again(status: int, errors: dict, **extra) -> Template:
+            context, _status = await booking_context(drives, vehicle_id=vehicle_id, day=day, values=values,
+                                                     errors=errors, **extra)
+            return page(request, "test_drives/book.html", context, status_code=status)
+
+        parsed, errors = parse_form(BookingIn, raw)
+        if parsed is None:
+            return await again(422, errors, form_error=_("Please correct the highlighted fields."))
+        try:
+            view = await drives.book(parsed, ip=client_ip(request), idempotency_key=values.get("idempotency_key"))
+        except Conflict as exc:
+            values["start"] = ""
+            offered = [rules.Slot(datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"]))
+                       for s in exc.extra.get("next_slots", [])]
+            return await again(409, {}, form_error=exc.message, next_slots=offered)
+        except Invalid as exc:
+            if "idempotency_key" in exc.fields:  # this form already booked: a changed resubmit is a new booking
+                values["idempotency_key"] = ""
+            return await again(422, exc.fields or {"form": exc.message}, form_error=exc.message)
+        except DomainError as exc:
+            return await again(exc.status_code, {}, form_error=exc.message)
+        return Redirect(f"{tracking_path(view.token)}?booked=1", status_code=303)
+
+
+# -- the customer's tracking page ---------------------------------------------------------------------
+
+
+async def tracking_context(drives: TestDriveService, token: str, **extra) -> dict:
+    from backend.domains.system import service as system
+
+    view = await drives.tracked(token)
+    d = view.drive
+    link = get_settings().base_url.rstrip("/") + tracking_path(token)
+    context = common(view=view, token=token, tz=view.tz, link=link,
+                     can_change=d.status == rules.DriveStatus.BOOKED and d.starts_at > utcnow(),
+                     can_rate=d.status in (rules.DriveStatus.RETURNED, rules.DriveStatus.FOLLOWED_UP)
+                     and d.customer_rating is None,
+                     vapid_public_key=await system.vapid_public_key(drives.session), **extra)
+    if context["can_change"] and (day := extra.get("reschedule_day")):
+        context["reschedule_slots"] = await drives.reschedule_options(view, day)
+    return context
+
+
+class TestDriveTrackController(Controller):
+    __test__ = False
+    path = "/test-drive/track"
+    include_in_schema = False
+    dependencies = drive_dependencies
+
+    @get("/{token:str}", name="test_drive_track")
+    async def show(self, request: Request, drives: TestDriveService, token: Annotated[str, Parameter(max_length=100)],
+                   booked: bool = False, reschedule: Annotated[str | None, Parameter(max_length=10)] = None,
+                   ) -> Template:
+        context = await tracking_context(drives, token, booked=booked, reschedule_day=parse_day(reschedule))
+        # Private: never cached by a shared cache, never sent as a referrer.
+        return page(request, "test_drives/track.html", context, block="drive", headers=NO_STORE)
+
+    async def _after(self, request: Request, drives: TestDriveService, token: str, *, notice: str | None = None,
+                     exc: DomainError | None = None) -> Response:
+        if exc is None and not is_fragment_request(request):
+            return Redirect(tracking_path(token), status_code=303)
+        context = await tracking_context(drives, token, notice=notice, form_error=exc.message if exc else None,
+                                         errors=exc.fields if exc else {})
+        return page(request, "test_drives/track.html", context, block="drive",
+                    status_code=exc.status_code if exc else 200, headers=NO_STORE)
+
+    @post("/{token:str}/reschedule")
+    async def reschedule(self, request: Request, drives: TestDriveService,
+                         token: Annotated[str, Parameter(max_length=100)]) -> Response:
+        start = parse_start((await request.form()).get("start"))
+        await drives.tracked(token)  # an unknown link is a 404, not a re-rendered page
+        try:
+            if start is None:
+                message = _("Choose one of the offered times.")
+                raise Invalid(message, fields={"start": message})
+            await drives.reschedule_by_link(token, start)
+        except DomainError as exc:
+            return await self._after(request, drives, token, exc=exc)
+        return await self._after(request, drives, token, notice=_("Your test drive has been moved."))
+
+    @post("/{token:str}/cancel")
+    async def cancel(self, request: Request, drives: TestDriveService,
+                     token: Annotated[str, Parameter(max_length=100)]) -> Response:
+        await drives.tracked(token)
+        try:
+            await drives.cancel_by_link(token)
+        except DomainError as exc:
+            return await self._after(request, drives, token, exc=exc)
+        return await self._after(request, drives, token, notice=_("Your test drive has been cancelled."))
+
+    @post("/{token:str}/feedback")
+    async def feedback(self, request: Request, drives: TestDriveService,
+                       token: Annotated[str, Parameter(max_length=100)]) -> Response:
+        values = form_values(await request.form())
+        parsed, errors = parse_form(FeedbackIn, {k: v for k, v in values.items() if k in ("rating", "comment")})
+        await drives.tracked(token)
+        try:
+            if parsed is None:
+                raise Invalid(_("Choose from 1 to 5 stars."), fields={"rating": _("Choose from 1 to 5 stars.")}
+                              if "rating" in errors else errors)
+            await drives.feedback(token, parsed.rating, parsed.comment)
+        except DomainError as exc:
+            return await self._after(request, drives, token, exc=exc)
+        return await self._after(request, drives, token, notice=_("Thank you for your answer."))
+
+    @get("/{token:str}/calendar.ics")
+    async def calendar(self, drives: TestDriveService, token: Annotated[str, Parameter(max_length=100)]) -> Response:
+        view = await drives.tracked(token)
+        d = view.drive
+        link = get_settings().base_url.rstrip("/") + tracking_path(token)
+        salesperson = view.salesperson.name if view.salesperson else ""
+        data = ics.calendar_file(
+            uid=f"test-drive-{d.id}-{d.reference}@forecourt", stamp=utcnow(), start=d.starts_at, end=d.ends_at,
+            summary=_("Test drive: %(car)s", car=view.car),
+            description=_("Test drive %(reference)s with %(salesperson)s. Please bring your driving licence. "
+                          "See, move or cancel it: %(link)s", reference=d.reference, salesperson=salesperson,
+                          link=link),
+            location=f"{branch_label(view.branch)}, {view.branch.address}", url=link,
+            cancelled=d.status == rules.DriveStatus.CANCELLED)
+        return Response(data, media_type="text/calendar; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="test-drive-{d.reference}.ics"', **NO_STORE})
+
+
+# -- the salesperson's screens ---------------------------------------------------------------------------
+
+
+async def drive_context(request: Request, drives: TestDriveService, drive_id: int, **extra) -> dict:
+    view = await drives.staff_view(request.user, drive_id)
+    d = view.drive
+    now = utcnow()
+    return common(view=view, tz=view.tz, mask=rules.mask_licence,
+                  can_check_out=d.status == rules.DriveStatus.BOOKED
+                  and rules.check_out_problem(now, d.starts_at, view.tz) is None,
+                  can_no_show=d.status == rules.DriveStatus.BOOKED and d.starts_at <= now,
+                  odometer_default=view.vehicle.mileage_km, **extra)
+
+
+async def drive_again(request: Request, drives: TestDriveService, drive_id: int, exc: DomainError,
+                      values: dict | None = None) -> Template:
+    context = await drive_context(request, drives, drive_id, form_error=exc.message, errors=exc.fields,
+                                  values=values or {})
+    return page(request, "test_drives/drive.html", context, block="drive", status_code=exc.status_code)
+
+
+async def drive_done(request: Request, drives: TestDriveService, drive_id: int, notice: str) -> Response:
+    if not is_fragment_request(request):
+        return Redirect(f"/test-drives/{drive_id}", status_code=303)
+    return page(request, "test_drives/drive.html", await drive_context(request, drives, drive_id, notice=notice),
+                block="drive")
+
+
+async def upload(data: dict, name: str) -> bytes | None:
+    item = data.get(name)
+    if isinstance(item, UploadFile):
+        return await item.read() or None
+    return None
+
+
+class TestDriveDeskController(Controller):
+    __test__ = False
+    path = "/test-drives"
+    include_in_schema = False
+    guards = [roles_required(*SALES_DESK), sessions_only]
+    dependencies = drive_dependencies
+
+    @get("/", name="test_drives_day")
+    async def day(self, request: Request, drives: TestDriveService,
+                  day: Annotated[str | None, Parameter(query="date", max_length=10)] = None,
+                  branch: Annotated[int | None, Parameter(ge=1, le=2**31 - 1)] = None) -> Template:
+        chosen = parse_day(day)
+        found = await drives.my_day(request.user, chosen, branch)
+        return page(request, "test_drives/day.html", common(
+            **found, bad_day=bool(day) and chosen is None, now=utcnow(),
+            prev_day=found["day"] - timedelta(days=1), next_day=found["day"] + timedelta(days=1)), block="day")
+
+    @get("/week", name="test_drives_week")
+    async def week(self, request: Request, drives: TestDriveService,
+                   vehicle_id: Annotated[int | None, Parameter(ge=1, le=2**31 - 1)] = None,
+                   start: Annotated[str | None, Parameter(max_length=10)] = None) -> Template:
+        found = await drives.week(request.user, vehicle_id, parse_day(start))
+        return page(request, "test_drives/week.html", common(
+            **found, prev_week=found["first"] - timedelta(days=7), next_week=found["first"] + timedelta(days=7)),
+            block="week")
+
+    @get("/walk-in", name="test_drives_walk_in")
+    async def walk_in_form(self, request: Request, drives: TestDriveService,
+                           vehicle_id: Annotated[int | None, Parameter(ge=1, le=2**31 - 1)] = None) -> Template:
+        options = await drives.walk_in_options(request.user, vehicle_id)
+        return page(request, "test_drives/walk_in.html", common(**options, idempotency_key=uuid.uuid4().hex),
+                    block="walkin")
+
+    @post("/walk-in")
+    async def walk_in(self, request: Request, drives: TestDriveService) -> Response:
+        values = form_values(await request.form())
+        raw = {k: v for k, v in values.items() if k in ("vehicle_id", "start", "name", "phone") and v}
+        raw |= {"consent": values.get("consent") == "on", "source": "walk_in"}
+        parsed, errors = parse_form(BookingIn, raw)
+        try:
+            if parsed is None:
+                raise Invalid(_("Please correct the highlighted fields."), fields=errors)
+            view = await drives.book(parsed, principal=request.user, idempotency_key=values.get("idempotency_key"))
+        except DomainError as exc:
+            options = await drives.walk_in_options(request.user, parse_int(values.get("vehicle_id")))
+            offered = [rules.Slot(datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"]))
+                       for s in exc.extra.get("next_slots", [])]
+            if offered:
+                options["slots"] = offered
+            context = common(**options, values=values, errors=exc.fields, form_error=exc.message,
+                             idempotency_key=uuid.uuid4().hex)
+            return page(request, "test_drives/walk_in.html", context, status_code=exc.status_code)
+        return Redirect(f"/test-drives/{view.drive.id}", status_code=303)
+
+    @get("/cars", name="test_drives_cars", guards=[roles_required(StaffRole.MANAGER)])
+    async def cars(self, request: Request, drives: TestDriveService) -> Template:
+        return page(request, "test_drives/cars.html", await self._cars_context(request, drives))
+
+    async def _cars_context(self, request: Request, drives: TestDriveService, **extra) -> dict:
+        branch = await drives.staff_branch(request.user)
+        return common(branch=branch, cars=await drives.cars(branch_id=branch.id), **extra)
+
+    @post("/cars", guards=[roles_required(StaffRole.MANAGER)])
+    async def mark(self, request: Request, drives: TestDriveService) -> Response:
+        from backend.domains.stock.service import StockService
+
+        values = form_values(await request.form())
+        try:
+            if values.get("vehicle_id"):
+                vehicle_id = parse_int(values.get("vehicle_id"))
+                if vehicle_id is None:
+                    raise Invalid(fields={"vin": _("Choose a car.")})
+                await drives.set_drivable(request.user, vehicle_id, values.get("drivable") == "true")
+            else:
+                found = await StockService(drives.session).find_by_vin(request.user, values.get("vin", "")[:40])
+                if len(found) != 1:
+                    message = (_("No car of your branch has this VIN.") if not found
+                               else _("Several cars end with these characters: enter the full VIN."))
+                    raise Invalid(message, fields={"vin": message})
+                await drives.set_drivable(request.user, found[0]["id"], True)
+        except DomainError as exc:
+            context = await self._cars_context(request, drives, errors=exc.fields, values=values,
+                                               form_error=exc.message or next(iter(exc.fields.values()), None))
+            return page(request, "test_drives/cars.html", context, status_code=exc.status_code)
+        return Redirect("/test-drives/cars", status_code=303)
+
+    @get("/{drive_id:int}", name="test_drive")
+    async def drive(self, request: Request, drives: TestDriveService, drive_id: int) -> Template:
+        return page(request, "test_drives/drive.html", await drive_context(request, drives, drive_id), block="drive")
+
+    @post("/{drive_id:int}/check-out", request_max_body_size=PHOTO_FORM_MAX_BYTES)
+    async def check_out(self, request: Request, drives: TestDriveService, drive_id: int,
+                        data: Annotated[dict, Body(media_type=RequestEncodingType.MULTI_PART)]) -> Response:
+        values = form_values(data)
+        raw = {k: v for k, v in values.items() if k in ("licence_number", "licence_expiry", "odometer_out") and v}
+        raw["key_handed_over"] = values.get("key_handed_over") == "on"
+        parsed, errors = parse_form(CheckOutIn, raw)
+        try:
+            if parsed is None:
+                raise Invalid(_("Please correct the highlighted fields."), fields=errors)
+            await drives.check_out(request.user, drive_id, parsed, await upload(data, "photo"))
+        except DomainError as exc:
+            return await drive_again(request, drives, drive_id, exc, values)
+        return await drive_done(request, drives, drive_id, _("Checked out. Have a good drive!"))
+
+    @post("/{drive_id:int}/return")
+    async def return_car(self, request: Request, drives: TestDriveService, drive_id: int) -> Response:
+        values = form_values(await request.form())
+        raw = {k: v for k, v in values.items() if k in ("odometer_in", "energy_level", "notes", "interest") and v}
+        parsed, errors = parse_form(ReturnIn, raw)
+        try:
+            if parsed is None:
+                raise Invalid(_("Please correct the highlighted fields."), fields=errors)
+            await drives.return_car(request.user, drive_id, parsed)
+        except DomainError as exc:
+            return await drive_again(request, drives, drive_id, exc, values)
+        return await drive_done(request, drives, drive_id, _("The car is back."))
+
+    @post("/{drive_id:int}/no-show")
+    async def no_show(self, request: Request, drives: TestDriveService, drive_id: int) -> Response:
+        try:
+            await drives.no_show(request.user, drive_id)
+        except DomainError as exc:
+            return await drive_again(request, drives, drive_id, exc)
+        return await drive_done(request, drives, drive_id, _("Recorded as a no-show."))
+
+    @post("/{drive_id:int}/cancel")
+    async def cancel(self, request: Request, drives: TestDriveService, drive_id: int) -> Response:
+        try:
+            await drives.staff_cancel(request.user, drive_id)
+        except DomainError as exc:
+            return await drive_again(request, drives, drive_id, exc)
+        return await drive_done(request, drives, drive_id, _("The test drive has been cancelled."))
+
+    @post("/{drive_id:int}/follow-up")
+    async def follow_up(self, request: Request, drives: TestDriveService, drive_id: int) -> Response:
+        values = form_values(await request.form())
+        parsed, errors = parse_form(FollowUpIn, {"note": values.get("note", "")})
+        try:
+            if parsed is None:
+                raise Invalid(_("Please correct the highlighted fields."), fields=errors)
+            await drives.complete_follow_up(request.user, drive_id, parsed.note)
+        except DomainError as exc:
+            return await drive_again(request, drives, drive_id, exc, values)
+        return await drive_done(request, drives, drive_id, _("Follow-up done."))
+
+    @get("/{drive_id:int}/licence/{file_name:str}")
+    async def licence_photo(self, request: Request, drives: TestDriveService, drive_id: int, file_name: str) -> File:
+        parsed = photos.parse_name(file_name)
+        path = await drives.licence_photo(request.user, drive_id, bool(parsed and parsed[1]))
+        if parsed is None or not path.name.startswith(parsed[0]):
+            from backend.lib.errors import NotFound
+
+            raise NotFound()
+        return File(path=path, content_disposition_type="inline", media_type="image/jpeg",
+                    headers={"Cache-Control": "private, no-store"})
+
+
+__all__ = ["DriveView", "TestDriveBookingController", "TestDriveDeskController", "TestDriveTrackController"]

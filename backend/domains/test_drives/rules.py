@@ -1,0 +1,377 @@
+"""Pure rules for test drives: the life cycle, the slot grid, who is free when, licences, odometers, the
+lead's stage and when to remind and follow up. No I/O.
+
+A drive of ``drive_minutes`` starting at ``start`` keeps its car and its salesperson busy until
+``start + drive_minutes + buffer_minutes`` (time to refuel, clean and hand the key over). The database
+enforces exactly that interval with two exclusion constraints (see ``models.TestDrive``); the functions
+here compute the same intervals to *offer* slots, never to decide a race.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from backend.domains.branches.rules import WEEKDAYS, parse_hours
+from backend.lib.i18n import format_date, format_time, lazy_gettext
+from backend.lib.i18n import gettext as _
+
+DEFAULT_DRIVE_MINUTES = 30
+MAX_ODOMETER_KM = 2_000_000
+MAX_KM_PER_DRIVE = 1_000  # more on a test drive is a typing mistake
+CHECK_OUT_EARLY_MINUTES = 60  # a drive may leave this long before its start
+FOLLOW_UP_AT = time(10, 0)  # local time, the day after the drive
+REMINDERS = (("24h", timedelta(hours=24)), ("2h", timedelta(hours=2)))
+
+
+class DriveStatus(StrEnum):
+    BOOKED = "booked"
+    CHECKED_OUT = "checked_out"
+    RETURNED = "returned"
+    FOLLOWED_UP = "followed_up"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
+
+
+# The states that hold the car and the salesperson: the WHERE of the exclusion constraints (mirrored in SQL).
+ACTIVE = (DriveStatus.BOOKED, DriveStatus.CHECKED_OUT)
+
+STATUS_LABELS = {
+    DriveStatus.BOOKED: lazy_gettext("Booked"),
+    DriveStatus.CHECKED_OUT: lazy_gettext("On the road"),
+    DriveStatus.RETURNED: lazy_gettext("Returned"),
+    DriveStatus.FOLLOWED_UP: lazy_gettext("Followed up"),
+    DriveStatus.NO_SHOW: lazy_gettext("No-show"),
+    DriveStatus.CANCELLED: lazy_gettext("Cancelled"),
+}
+TRANSITIONS: dict[DriveStatus, frozenset[DriveStatus]] = {
+    DriveStatus.BOOKED: frozenset({DriveStatus.CHECKED_OUT, DriveStatus.NO_SHOW, DriveStatus.CANCELLED}),
+    DriveStatus.CHECKED_OUT: frozenset({DriveStatus.RETURNED}),
+    DriveStatus.RETURNED: frozenset({DriveStatus.FOLLOWED_UP}),
+    DriveStatus.FOLLOWED_UP: frozenset(),
+    DriveStatus.NO_SHOW: frozenset(),
+    DriveStatus.CANCELLED: frozenset(),
+}
+
+
+class Source(StrEnum):
+    ONLINE = "online"
+    PHONE = "phone"
+    WALK_IN = "walk_in"
+
+
+SOURCE_LABELS = {
+    Source.ONLINE: lazy_gettext("Online"),
+    Source.PHONE: lazy_gettext("Phone"),
+    Source.WALK_IN: lazy_gettext("Walk-in"),
+}
+
+
+def label(labels: Mapping, value: str) -> str:
+    for key, text in labels.items():
+        if key == value:
+            return str(text)
+    return value
+
+
+def status_label(status: str) -> str:
+    return label(STATUS_LABELS, status)
+
+
+def transition_problem(current: str, target: str) -> str | None:
+    """Why a drive that is ``current`` cannot become ``target``, or None."""
+    try:
+        allowed = DriveStatus(target) in TRANSITIONS[DriveStatus(current)]
+    except ValueError:
+        allowed = False
+    if allowed:
+        return None
+    return _("A test drive that is “%(current)s” cannot become “%(target)s”.",
+             current=status_label(current), target=status_label(target))
+
+
+# -- the lead ---------------------------------------------------------------------------------------
+
+
+class LeadStage(StrEnum):
+    NEW = "new"
+    CONTACTED = "contacted"
+    PRESENTED = "presented"
+    TEST_DRIVE = "test_drive"
+    NEGOTIATING = "negotiating"
+    CONTRACTED = "contracted"
+    DELIVERED = "delivered"
+    LOST = "lost"
+
+
+LEAD_ORDER = (LeadStage.NEW, LeadStage.CONTACTED, LeadStage.PRESENTED, LeadStage.TEST_DRIVE,
+              LeadStage.NEGOTIATING, LeadStage.CONTRACTED, LeadStage.DELIVERED)
+CLOSED_LEAD = (LeadStage.DELIVERED, LeadStage.LOST)
+HOT_INTEREST = 4  # a customer this keen after the drive is ready to talk price
+LEAD_STAGE_LABELS = {
+    LeadStage.NEW: lazy_gettext("New"),
+    LeadStage.CONTACTED: lazy_gettext("Contacted"),
+    LeadStage.PRESENTED: lazy_gettext("Presented"),
+    LeadStage.TEST_DRIVE: lazy_gettext("Test drive"),
+    LeadStage.NEGOTIATING: lazy_gettext("Negotiating"),
+    LeadStage.CONTRACTED: lazy_gettext("Contracted"),
+    LeadStage.DELIVERED: lazy_gettext("Delivered"),
+    LeadStage.LOST: lazy_gettext("Lost"),
+}
+
+
+def _at_least(current: str, stage: LeadStage) -> str:
+    """A lead only moves forward: ``stage`` if it is further than ``current``."""
+    if current in CLOSED_LEAD:
+        return current
+    try:
+        return stage.value if LEAD_ORDER.index(LeadStage(current)) < LEAD_ORDER.index(stage) else current
+    except ValueError:
+        return stage.value
+
+
+def lead_stage_after_booking(current: str | None) -> str:
+    """Booking a drive moves an open lead to "test drive" (a new lead starts there)."""
+    return _at_least(current or LeadStage.NEW, LeadStage.TEST_DRIVE)
+
+
+def lead_stage_after_return(current: str | None, interest: int) -> str:
+    """After the drive a keen customer (interest 4-5) is ready to negotiate; others stay at "test drive"."""
+    target = LeadStage.NEGOTIATING if interest >= HOT_INTEREST else LeadStage.TEST_DRIVE
+    return _at_least(current or LeadStage.NEW, target)
+
+
+# -- time: opening hours, the slot grid, who is free -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    start: datetime
+    end: datetime  # the end of the drive (the buffer comes after it)
+
+
+@dataclass(frozen=True, slots=True)
+class SalespersonSpec:
+    """A salesperson as the slot maths sees them: when they work and when they are already out driving."""
+
+    id: int
+    working_hours: Mapping[str, list[str] | None]
+    busy: tuple[tuple[datetime, datetime], ...] = field(default_factory=tuple)
+
+
+def local_day(at: datetime, tz: str) -> date:
+    return at.astimezone(ZoneInfo(tz)).date()
+
+
+def _window(hours: Mapping[str, list[str] | None], day: date, tz: str) -> tuple[datetime, datetime] | None:
+    window = parse_hours(hours.get(WEEKDAYS[day.weekday()]))
+    if window is None:
+        return None
+    zone = ZoneInfo(tz)
+    return datetime.combine(day, window[0], tzinfo=zone), datetime.combine(day, window[1], tzinfo=zone)
+
+
+def opening_window(day: date, opening_hours: Mapping[str, list[str] | None], tz: str,
+                   holidays: Iterable[date] = ()) -> tuple[datetime, datetime] | None:
+    """When the branch is open on a local day (aware datetimes), or None: closed that weekday or a holiday."""
+    if day in set(holidays):
+        return None
+    return _window(opening_hours, day, tz)
+
+
+def slot_grid(day: date, opening_hours: Mapping[str, list[str] | None], tz: str, *, slot_minutes: int,
+              drive_minutes: int, holidays: Iterable[date] = ()) -> list[datetime]:
+    """The starts a drive may have on a local day: every ``slot_minutes`` from opening, while the drive
+    itself ends by closing time (the buffer may run past it)."""
+    window = opening_window(day, opening_hours, tz, holidays)
+    if window is None or slot_minutes <= 0:
+        return []
+    opens, closes = window
+    starts, at = [], opens
+    while at + timedelta(minutes=drive_minutes) <= closes:
+        starts.append(at)
+        at += timedelta(minutes=slot_minutes)
+    return starts
+
+
+def blocked(start: datetime, drive_minutes: int, buffer_minutes: int) -> tuple[datetime, datetime, datetime]:
+    """(start, end of the drive, end of the buffer): the last two are what the database stores."""
+    end = start + timedelta(minutes=drive_minutes)
+    return start, end, end + timedelta(minutes=buffer_minutes)
+
+
+def overlaps(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool:
+    """Half-open intervals [start, end), like PostgreSQL's ``tstzrange(a, b, '[)') && ...``."""
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def works_during(working_hours: Mapping[str, list[str] | None], start: datetime, end: datetime, tz: str) -> bool:
+    """The whole drive (not the buffer) lies within the person's working hours of that local day."""
+    window = _window(working_hours, local_day(start, tz), tz)
+    return window is not None and window[0] <= start and end <= window[1]
+
+
+LOCK_BUCKET_MINUTES = 15
+CAR_LOCKS = 1 << 62  # advisory lock namespaces (the bigint form; stock uses the two-integer form)
+SALESPERSON_LOCKS = 1 << 61
+
+
+def lock_keys(namespace: int, resource_id: int, start: datetime, until: datetime) -> list[int]:
+    """Advisory lock keys for a resource over [start, until): one per 15-minute bucket it touches, ascending.
+
+    Two overlapping intervals always share a bucket, so bookings that could collide queue on each other
+    while bookings of the same car at other times of the day do not."""
+    size = LOCK_BUCKET_MINUTES * 60
+    first, last = int(start.timestamp()) // size, (int(until.timestamp()) - 1) // size
+    return [namespace | (resource_id << 24) | (bucket % (1 << 24)) for bucket in range(first, last + 1)]
+
+
+def free_salespeople(start: datetime, drive_minutes: int, buffer_minutes: int, salespeople: Sequence[SalespersonSpec],
+                     tz: str) -> list[int]:
+    """Who could take a drive at ``start``: at work for the whole drive and not out on another one.
+    The least busy come first (online bookings are spread over the team)."""
+    _start, end, until = blocked(start, drive_minutes, buffer_minutes)
+    free = [s for s in salespeople
+            if works_during(s.working_hours, start, end, tz) and not any(overlaps((start, until), b) for b in s.busy)]
+    return [s.id for s in sorted(free, key=lambda s: (len(s.busy), s.id))]
+
+
+def free_slots(grid: Sequence[datetime], *, drive_minutes: int, buffer_minutes: int,
+               car_busy: Sequence[tuple[datetime, datetime]], salespeople: Sequence[SalespersonSpec], tz: str,
+               earliest: datetime, limit: int | None = None, exclude: datetime | None = None) -> list[Slot]:
+    """Grid starts at or after ``earliest`` where the car is free (buffer included) and a salesperson is."""
+    found = []
+    for start in sorted(grid):
+        if start < earliest or start == exclude:
+            continue
+        _start, end, until = blocked(start, drive_minutes, buffer_minutes)
+        if any(overlaps((start, until), busy) for busy in car_busy):
+            continue
+        if not free_salespeople(start, drive_minutes, buffer_minutes, salespeople, tz):
+            continue
+        found.append(Slot(start, end))
+        if limit is not None and len(found) >= limit:
+            break
+    return found
+
+
+def current_slot(now: datetime, grid: Sequence[datetime], slot_minutes: int) -> datetime | None:
+    """The grid slot a walk-in takes right now: the one that started less than a slot ago."""
+    started = [s for s in grid if s <= now < s + timedelta(minutes=slot_minutes)]
+    return started[-1] if started else None
+
+
+def slot_problem(slot: datetime, *, grid: Sequence[datetime], window: tuple[datetime, datetime] | None,
+                 now: datetime, min_notice_minutes: int, horizon_days: int, slot_minutes: int,
+                 drive_minutes: int, tz: str, walk_in: bool = False) -> str | None:
+    """Why ``slot`` cannot be booked (a message the person can act on), or None.
+
+    Order matters: a time in the past is "passed" even when it was never on the grid; a drive that would
+    end after closing time is "outside the opening hours"."""
+    if slot.tzinfo is None:
+        return _("Give the time with its time zone, e.g. 2030-05-01T10:00:00+08:00.")
+    if walk_in and slot in grid and slot <= now < slot + timedelta(minutes=slot_minutes):
+        return None  # the customer is here: the slot that is running now is fine
+    if slot <= now:
+        return _("That time has already passed. Choose a later one.")
+    if slot < now + timedelta(minutes=min_notice_minutes):
+        return _("Book at least %(minutes)s minutes ahead, or call the branch.", minutes=min_notice_minutes)
+    if slot > now + timedelta(days=horizon_days):
+        return _("Test drives can be booked up to %(days)s days ahead. Choose an earlier date.", days=horizon_days)
+    if window is None:
+        return _("The branch is closed on %(day)s. Choose another day.", day=format_date(slot, tz, "full"))
+    if slot < window[0] or slot + timedelta(minutes=drive_minutes) > window[1]:
+        return _("That time is outside the branch's opening hours (%(opens)s–%(closes)s).",
+                 opens=format_time(window[0], tz), closes=format_time(window[1], tz))
+    if slot not in grid:
+        return _("That is not one of the offered times: test drives start every %(minutes)s minutes.",
+                 minutes=slot_minutes)
+    return None
+
+
+def day_problem(day: date, *, today: date, horizon_days: int) -> str | None:
+    if day < today:
+        return _("That date has already passed.")
+    if day > today + timedelta(days=horizon_days):
+        return _("Test drives can be booked up to %(days)s days ahead. Choose an earlier date.", days=horizon_days)
+    return None
+
+
+# -- the drive itself: licence, odometer, timing ----------------------------------------------------
+
+_LICENCE = re.compile(r"^[A-Z0-9]{6,24}$")
+_LICENCE_SEPARATORS = re.compile(r"[\s\-·./]")
+
+
+def normalize_licence(value: str) -> str:
+    """Full-width characters, spaces and dashes as people type them off a card."""
+    return _LICENCE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value or "")).upper()
+
+
+def mask_licence(value: str | None) -> str:
+    """Staff screens show the last four characters only."""
+    if not value:
+        return ""
+    return "•" * max(0, len(value) - 4) + value[-4:]
+
+
+def licence_problems(number: str, expiry: date | None, today: date) -> dict[str, str]:
+    """Field -> message for a driving licence that cannot be accepted (expired on the day is still valid)."""
+    problems = {}
+    if not _LICENCE.match(number or ""):
+        problems["licence_number"] = _("Enter the driving licence number: 6 to 24 letters and digits.")
+    if expiry is None:
+        problems["licence_expiry"] = _("Enter the licence's expiry date.")
+    elif expiry < today:
+        problems["licence_expiry"] = _("This driving licence expired on %(day)s: the customer may not drive.",
+                                       day=format_date(expiry, None, "long"))
+    return problems
+
+
+def odometer_out_problem(reading: int, last_known: int | None) -> str | None:
+    if reading < 0 or reading > MAX_ODOMETER_KM:
+        return _("Enter the odometer reading in kilometres.")
+    if last_known is not None and reading < last_known:
+        return _("The odometer cannot read less than the car's last recorded mileage (%(km)s km).", km=last_known)
+    return None
+
+
+def odometer_in_problem(reading: int, out: int) -> str | None:
+    if reading < out:
+        return _("The odometer on return (%(back)s km) cannot be lower than at check-out (%(out)s km).",
+                 back=reading, out=out)
+    if reading - out > MAX_KM_PER_DRIVE:
+        return _("That would be %(km)s km on one test drive. Please check the reading.", km=reading - out)
+    return None
+
+
+def check_out_problem(now: datetime, start: datetime, tz: str) -> str | None:
+    if now < start - timedelta(minutes=CHECK_OUT_EARLY_MINUTES):
+        return _("It is too early to hand over the car: this drive starts at %(when)s.",
+                 when=format_time(start, tz))
+    return None
+
+
+def no_show_problem(now: datetime, start: datetime, tz: str) -> str | None:
+    if now < start:
+        return _("A no-show can be recorded once the start time (%(when)s) has passed.", when=format_time(start, tz))
+    return None
+
+
+# -- reminders and follow-up ------------------------------------------------------------------------
+
+
+def reminder_times(start: datetime, now: datetime) -> list[tuple[str, datetime]]:
+    """The reminders still worth sending: 24 h and 2 h before the drive, if those moments lie ahead."""
+    return [(name, start - before) for name, before in REMINDERS if start - before > now]
+
+
+def follow_up_at(drive_end: datetime, tz: str) -> datetime:
+    """The morning after the drive, local time."""
+    day = local_day(drive_end, tz) + timedelta(days=1)
+    return datetime.combine(day, FOLLOW_UP_AT, tzinfo=ZoneInfo(tz))

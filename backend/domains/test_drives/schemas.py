@@ -1,0 +1,128 @@
+"""Shapes of what comes in and goes out for test drives.
+
+Field shapes only (types, lengths, ranges). Phone numbers, slots, licences and odometers are business
+rules, checked by the service with messages that say what to fix.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .rules import MAX_ODOMETER_KM, Source
+
+MAX_ID = 2**31 - 1
+
+
+class BookingIn(BaseModel):
+    """A booking, from the customer's form, a salesperson's walk-in screen, or the JSON API."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
+    vehicle_id: int = Field(ge=1, le=MAX_ID, description="A car offered by GET /api/v1/test-drives/cars")
+    start: datetime = Field(description="A start offered by the availability endpoint, with its offset")
+    name: str = Field(min_length=1, max_length=120)
+    phone: str = Field(min_length=5, max_length=32, description="Mainland mobile (13812345678) or E.164")
+    consent: bool = Field(default=False, description="Must be true: agreement to be contacted about the drive")
+    email: str | None = Field(default=None, max_length=254)
+    locale: str | None = Field(default=None, max_length=8)
+    marketing_consent: bool = False
+    source: Source | None = Field(default=None, description="Staff only: phone or walk_in")
+
+    @field_validator("email", "locale")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+class RescheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: datetime
+
+
+class CheckOutIn(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
+    licence_number: str = Field(min_length=1, max_length=40)
+    licence_expiry: date
+    key_handed_over: bool = Field(description="Must be true: the key leaves with the customer")
+    odometer_out: int = Field(ge=0, le=MAX_ODOMETER_KM)
+
+
+class ReturnIn(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
+    odometer_in: int = Field(ge=0, le=MAX_ODOMETER_KM)
+    energy_level: int = Field(ge=0, le=100, description="Fuel or charge level on return, percent")
+    notes: str = Field(default="", max_length=2000)
+    interest: int = Field(ge=1, le=5, description="How interested the customer seemed, 1 to 5")
+
+
+class FollowUpIn(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
+    note: str = Field(default="", max_length=2000)
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
+    rating: int = Field(ge=1, le=5)
+    comment: str = Field(default="", max_length=1000)
+
+
+class SlotOut(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class CarOut(BaseModel):
+    id: int
+    make: str
+    model: str
+    trim: str
+    model_year: int
+    powertrain: str
+    colour: str
+    branch: str = Field(description="Branch code")
+    drive_minutes: int
+
+
+class AvailabilityOut(BaseModel):
+    vehicle_id: int
+    branch: str
+    date: date
+    timezone: str
+    drive_minutes: int
+    slots: list[SlotOut]
+    next_available: list[SlotOut] = Field(description="When the day has no free slot: the next ones after it")
+
+
+class TestDriveOut(BaseModel):
+    __test__ = False
+
+    id: int
+    reference: str
+    status: str
+    source: str
+    start: datetime
+    end: datetime
+    branch: str
+    timezone: str
+    car: CarOut
+    salesperson: str
+    tracking_url: str | None = Field(default=None, description="The customer's link (only when just booked)")
+
+
+class StaffTestDriveOut(TestDriveOut):
+    customer_name: str
+    customer_phone: str | None
+    licence_number: str | None = Field(description="Masked: the last four characters")
+    licence_expiry: date | None
+    odometer_out: int | None
+    odometer_in: int | None
+    energy_level_in: int | None
+    interest: int | None
+    return_notes: str
