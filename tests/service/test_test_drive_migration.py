@@ -1,4 +1,4 @@
-"""Migration 0005 creates exactly what the test-drive models declare (the exclusion constraints included),
+"""Migration 0006 creates exactly what the test-drive models declare (the exclusion constraints included),
 and goes down and up again."""
 
 import asyncio
@@ -45,10 +45,10 @@ async def test_migration_matches_the_models_and_round_trips(base_urls):
             assert "USING gist" in definition and "WITH &&" in definition and "'[]'" in definition
             assert "'booked'" in definition and "'checked_out'" in definition
 
-        await asyncio.to_thread(command.downgrade, alembic_config(url), "0004")
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0005")
         async with engine.connect() as connection:
             left = set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
-        assert not TABLES & left and "service_appointment" in left  # 0004's tables stay
+        assert not TABLES & left and "service_appointment" in left  # 0005 and before stay
         await asyncio.to_thread(upgrade, url)
     finally:
         await engine.dispose()

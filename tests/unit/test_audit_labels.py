@@ -24,7 +24,7 @@ def _codes_written_by_the_code() -> dict[str, set[str]]:
         constants = dict(CONSTANT.findall(text))
         for name in re.findall(r"entity=([A-Z_]+)", text):
             found["entity"].add(constants[name])
-        for code in re.findall(r'appointment, "([a-z_]+)"', text):
+        for code in re.findall(r'_record\([^()"]*?, "([a-z_]+)"', text):
             found["action"].add(code)
     return found
 

@@ -19,6 +19,11 @@ ACTIONS = {
     "import": lazy_gettext("imported"),
     "reschedule": lazy_gettext("rescheduled"),
     "cancel": lazy_gettext("cancelled"),
+    "check_out": lazy_gettext("checked out"),
+    "return": lazy_gettext("took back"),
+    "no_show": lazy_gettext("marked as a no-show:"),
+    "follow_up": lazy_gettext("followed up"),
+    "feedback": lazy_gettext("received feedback on"),
 }
 ENTITIES = {
     "staff_user": lazy_gettext("staff account"),
@@ -33,6 +38,7 @@ ENTITIES = {
     "repair_order_labour": lazy_gettext("labour line"),
     "repair_order_part": lazy_gettext("parts line"),
     "test_drive": lazy_gettext("test drive"),
+    "lead": lazy_gettext("lead"),
 }
 
 

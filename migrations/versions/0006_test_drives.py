@@ -4,8 +4,8 @@ No double booking is enforced here: ``test_drive.during`` is a generated ``tstzr
 buffer) covered by two exclusion constraints, per car and per salesperson, for drives that are booked or checked
 out. Core PostgreSQL only (no btree_gist): the id takes part as ``int8range(id, id, '[]') WITH =``.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-29 15:51:21.872897
 """
 
@@ -16,8 +16,8 @@ import sqlmodel
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0005'
-down_revision: str | None = '0004'
+revision: str = '0006'
+down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
