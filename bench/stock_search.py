@@ -93,14 +93,14 @@ async def make_searches(conn: asyncpg.Connection, count: int, seed: int = 42) ->
     rng = random.Random(seed)
     public = "status IN ('in_stock', 'in_transit')"
     values = {
-        "make": [r[0] for r in await conn.fetch(f"SELECT make FROM vehicle WHERE {public} GROUP BY 1")],  # noqa: S608
-        "body": [r[0] for r in await conn.fetch(f"SELECT body FROM vehicle WHERE {public} GROUP BY 1")],  # noqa: S608
+        "make": [r[0] for r in await conn.fetch(f"SELECT make FROM vehicle WHERE {public} GROUP BY 1 ORDER BY 1")],  # noqa: S608
+        "body": [r[0] for r in await conn.fetch(f"SELECT body FROM vehicle WHERE {public} GROUP BY 1 ORDER BY 1")],  # noqa: S608
         "powertrain": [r[0] for r in await conn.fetch(
-            f"SELECT powertrain FROM vehicle WHERE {public} GROUP BY 1")],  # noqa: S608
+            f"SELECT powertrain FROM vehicle WHERE {public} GROUP BY 1 ORDER BY 1")],  # noqa: S608
         "condition": ["new", "used", "demo"],
-        "branch": [r[0] for r in await conn.fetch("SELECT code FROM branch")],
+        "branch": [r[0] for r in await conn.fetch("SELECT code FROM branch ORDER BY code")],
         "year_from": [r[0] for r in await conn.fetch(
-            f"SELECT model_year FROM vehicle WHERE {public} GROUP BY 1")],  # noqa: S608
+            f"SELECT model_year FROM vehicle WHERE {public} GROUP BY 1 ORDER BY 1")],  # noqa: S608
     }
     bands = rules.price_bands()
     searches = []
@@ -247,6 +247,8 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=3, help="alternate HTTP and bare asyncpg this many times")
     parser.add_argument("--log-level", default="INFO", help="the server's FORECOURT_LOG_LEVEL (INFO as in production)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database (skip the seed next time)")
+    parser.add_argument("--database", default=BENCH_DB,
+                        help="name of the bench's own database (give each worktree its own)")
     args = parser.parse_args()
     try:
         import uvloop
@@ -262,17 +264,17 @@ def main() -> int:
         from backend.lib.embedded import ensure_services
 
         base_db, base_redis = ensure_services()
-    database_url = database_url_for(base_db, BENCH_DB)
+    database_url = database_url_for(base_db, args.database)
     redis_url = redis_url_for(base_redis, BENCH_REDIS_DB)
     env = server_env(database_url, redis_url, args.log_level)
     process = None
     load_before = os.getloadavg()
     log = Path(tempfile.mkstemp(prefix="forecourt-stock-bench-", suffix=".log")[1])
     try:
-        existing = asyncio.run(_count_vehicles(base_db))
+        existing = asyncio.run(_count_vehicles(base_db, args.database))
         if existing != args.vehicles:
-            print(f"Seeding {args.vehicles:,} cars into {BENCH_DB} ...", flush=True)
-            asyncio.run(recreate_database(base_db, BENCH_DB))
+            print(f"Seeding {args.vehicles:,} cars into {args.database} ...", flush=True)
+            asyncio.run(recreate_database(base_db, args.database))
             from backend.lib.migrate import upgrade
 
             upgrade(database_url)
@@ -351,7 +353,7 @@ def main() -> int:
             process.wait(timeout=15)
         asyncio.run(_flush(redis_url))
         if not args.keep:
-            asyncio.run(drop_database(base_db, BENCH_DB))
+            asyncio.run(drop_database(base_db, args.database))
         log.unlink(missing_ok=True)
 
 
@@ -374,15 +376,15 @@ async def _connect(database_url: str) -> asyncpg.Connection:
     return await asyncpg.connect(**kwargs)
 
 
-async def _count_vehicles(base_db: str) -> int | None:
+async def _count_vehicles(base_db: str, name: str) -> int | None:
     admin = await admin_connection(base_db)
     try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", BENCH_DB)
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
     finally:
         await admin.close()
     if not exists:
         return None
-    conn = await _connect(database_url_for(base_db, BENCH_DB))
+    conn = await _connect(database_url_for(base_db, name))
     try:
         return await conn.fetchval("SELECT count(*) FROM vehicle")
     except asyncpg.PostgresError:
@@ -396,6 +398,7 @@ async def _analyze(database_url: str) -> None:
     try:
         await conn.execute("VACUUM ANALYZE vehicle")
         await conn.execute("VACUUM ANALYZE vehicle_facet_count")
+        await conn.execute("VACUUM ANALYZE vehicle_public_facet_count")
     finally:
         await conn.close()
 
