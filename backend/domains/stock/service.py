@@ -7,6 +7,7 @@ serve the screens, the JSON API and the worker.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -123,7 +124,7 @@ class StockService:
             if name == "price":
                 facets[name] = [
                     FacetValue(value=f"{'' if low is None else low}-{'' if high is None else high}",
-                               label=_price_band_label(low, high), count=n)
+                               label=_price_band_label(current_locale(), low, high), count=n)
                     for low, high in rules.price_bands()
                     if (n := rules.band_count({int(k): v for k, v in values.items()}, low, high))
                 ]
@@ -403,7 +404,10 @@ class StockService:
         return record, await repository.rejections_of(self.session, record.id)
 
 
-def _price_band_label(low: int | None, high: int | None) -> str:
+@functools.lru_cache(maxsize=64)
+def _price_band_label(locale: str, low: int | None, high: int | None) -> str:
+    """The band's label in ``locale`` (the current one; part of the key): the same few on every search, and
+    number formatting is most of the time the search spends in Python."""
     from backend.lib.i18n import format_number
 
     if low is None:
