@@ -20,7 +20,11 @@ What it does:
    generator takes little CPU) call the API, and a bare asyncpg loop with the same number of connections
    runs the very same SQL statements (built by the same code); the two take turns (``--turns``, each
    ``--seconds / --turns`` long) so that other work on the machine weighs on both alike. It prints both
-   rates and their ratio.
+   rates and their ratio. Each app process gets a database pool of ``--pool-size`` connections, by default
+   its share of the clients (16 each for 32 clients and 2 processes), so that the app, like the bare loop,
+   has one connection per client in flight: with a smaller pool the connections beyond it are opened and
+   closed again for every few requests (SQLAlchemy closes overflow connections on return), and the
+   comparison would measure PostgreSQL's connection start-up rather than the app.
 
 Everything runs on one machine: the load generator, the app processes and PostgreSQL share the CPUs.
 """
@@ -242,6 +246,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="passes over the mix for the latency figures")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn processes")
+    parser.add_argument("--pool-size", type=int, default=None,
+                        help="database connections per app process (default: clients / workers)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds of each kind, in all")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--turns", type=int, default=3, help="alternate HTTP and bare asyncpg this many times")
@@ -267,6 +273,8 @@ def main() -> int:
     database_url = database_url_for(base_db, args.database)
     redis_url = redis_url_for(base_redis, BENCH_REDIS_DB)
     env = server_env(database_url, redis_url, args.log_level)
+    pool_size = args.pool_size or math.ceil(args.clients / args.workers)
+    env["FORECOURT_DB_POOL_SIZE"] = str(pool_size)
     process = None
     load_before = os.getloadavg()
     log = Path(tempfile.mkstemp(prefix="forecourt-stock-bench-", suffix=".log")[1])
@@ -342,7 +350,8 @@ def main() -> int:
         print(f"  latency in the server (StockService.search, one at a time): p50 {statistics.median(ms):.1f} ms, "
               f"p95 {percentile(ms, 95):.1f} ms, p99 {percentile(ms, 99):.1f} ms, max {max(ms):.1f} ms "
               f"({len(ms)} searches)")
-        print(f"  HTTP GET /api/v1/vehicles, {args.clients} clients, {args.workers} processes, log level "
+        print(f"  HTTP GET /api/v1/vehicles, {args.clients} clients, {args.workers} processes "
+              f"({pool_size} database connections each), log level "
               f"{args.log_level}: {http_rps:.0f} req/s  {dict(sorted(http.items()))}")
         print(f"  bare asyncpg loop, {args.clients} connections, the same SQL: {bare_rps:.0f} statements/s")
         print(f"  ratio HTTP / bare: {http_rps / bare_rps:.0%}" if bare_rps else "  ratio: n/a")

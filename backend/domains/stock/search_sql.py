@@ -237,9 +237,9 @@ def _page_from_cars(filters: SearchFilters, *, staff: bool, base: list[str], act
     if filters.max_price is not None:
         where.append(f"list_price <= {p(filters.max_price, 'int')}")
     condition = " AND ".join(where) or "true"
-    # Condition values are checked against the enum before they are written as literals.
-    conditions = [Condition(filters.condition).value] if filters.condition else [c.value for c in Condition]
-    chosen_condition = f" AND condition = '{conditions[0]}'" if filters.condition else ""
+    # The chosen condition is a parameter (one statement, prepared once, serves all three); without one, the
+    # walk has a stream per condition, each naming it as a literal.
+    chosen_condition = f" AND {active['condition']}" if "condition" in active else ""
 
     # "+ 0" keeps the planner off the sort's index: filter first, then sort the matches.
     by_filter = f"""SELECT id FROM vehicle WHERE {condition}{chosen_condition}
@@ -273,13 +273,13 @@ jump AS MATERIALIZED (
         walk_condition += f" AND {bound}"
         skip = "COALESCE((SELECT skip FROM jump), 0)"
     in_order = f"{sort_key} {direction}, id {direction}"
-    if len(conditions) == 1:
-        walk = f"""SELECT id FROM vehicle WHERE {walk_condition} AND condition = '{conditions[0]}'
+    if chosen_condition:
+        walk = f"""SELECT id FROM vehicle WHERE {walk_condition}{chosen_condition}
     ORDER BY {in_order} LIMIT {limit} OFFSET {skip}"""  # noqa: S608 - built from our constants; values are $n parameters
     else:
         streams = "\n    UNION ALL\n    ".join(
-            f"""(SELECT id, {sort_key} FROM vehicle WHERE {walk_condition} AND condition = '{c}'
-     ORDER BY {in_order} LIMIT {limit} + {skip})""" for c in conditions)  # noqa: S608 - built from our constants; values are $n parameters
+            f"""(SELECT id, {sort_key} FROM vehicle WHERE {walk_condition} AND condition = '{c.value}'
+     ORDER BY {in_order} LIMIT {limit} + {skip})""" for c in Condition)  # noqa: S608 - built from our constants; values are $n parameters
         walk = f"""SELECT id FROM (
     {streams}) AS streams ORDER BY {in_order} LIMIT {limit} OFFSET {skip}"""  # noqa: S608 - built from our constants; values are $n parameters
     # Expected entries walked, were the matches spread evenly: (offset + page size) * public cars / total.
