@@ -25,6 +25,10 @@ What it does:
    has one connection per client in flight: with a smaller pool the connections beyond it are opened and
    closed again for every few requests (SQLAlchemy closes overflow connections on return), and the
    comparison would measure PostgreSQL's connection start-up rather than the app.
+   It also reads from /proc the CPU time each side spent per search (the app processes, their PostgreSQL
+   backends and the load generator; the bare loop's backends and client) and prints the ratio of those:
+   on a machine shared with other work the rates swing with it (the two app processes are the HTTP side's
+   bottleneck and get a smaller share of a busy machine than 32 backends do), the CPU time hardly.
 
 Everything runs on one machine: the load generator, the app processes and PostgreSQL share the CPUs.
 """
@@ -176,6 +180,7 @@ async def http_client(port: int, paths: list[str], start: int, stop_at: float, m
                 if name.lower() == "content-length":
                     length = int(value)
             await reader.readexactly(length)
+            result["_all"] = result.get("_all", 0) + 1
             if loop.time() >= measure_from:
                 key = "ok" if status == 200 else f"status {status}"
                 result[key] = result.get(key, 0) + 1
@@ -183,17 +188,24 @@ async def http_client(port: int, paths: list[str], start: int, stop_at: float, m
         writer.close()
 
 
-async def run_http(port: int, paths: list[str], clients: int, seconds: float, warmup: float) -> tuple[dict, float]:
+async def run_http(port: int, paths: list[str], clients: int, seconds: float, warmup: float,
+                   database_url: str, server_pid: int, cpu: CpuTally) -> tuple[dict, float]:
     result: dict = {}
     loop = asyncio.get_running_loop()
     measure_from = loop.time() + warmup
     stop_at = measure_from + seconds
+    app = [server_pid, *_children(server_pid)]
+    backends = await _backend_pids(database_url)
+    before = _cpu_of(app), _cpu_of(backends), _own_cpu()
     await asyncio.gather(*(http_client(port, paths, i * 7, stop_at, measure_from, result) for i in range(clients)))
+    backends_after = set(backends) | set(await _backend_pids(database_url))  # new ones count from zero
+    cpu.add("http", result.pop("_all", 0), app=_cpu_of(app) - before[0],
+            postgres=_cpu_of(backends_after) - before[1], loadgen=_own_cpu() - before[2])
     return result, seconds
 
 
 async def run_bare(database_url: str, statements: list[tuple[str, list]], clients: int, seconds: float,
-                   warmup: float) -> int:
+                   warmup: float, cpu: CpuTally) -> int:
     from sqlalchemy.engine import make_url
 
     from backend.lib.db import async_url
@@ -202,7 +214,9 @@ async def run_bare(database_url: str, statements: list[tuple[str, list]], client
     kwargs = {"user": url.username, "password": url.password, "database": url.database}
     kwargs |= {"host": url.query["host"]} if url.query.get("host") else {"host": url.host, "port": url.port or 5432}
     connections = [await asyncpg.connect(**kwargs) for _ in range(clients)]
+    backends = [await c.fetchval("SELECT pg_backend_pid()") for c in connections]
     done = [0]
+    executed = [0]
     loop = asyncio.get_running_loop()
     measure_from = loop.time() + warmup
     stop_at = measure_from + seconds
@@ -213,14 +227,83 @@ async def run_bare(database_url: str, statements: list[tuple[str, list]], client
             sql, args = statements[i % len(statements)]
             i += 1
             await conn.fetchrow(sql, *args)
+            executed[0] += 1
             if loop.time() >= measure_from:
                 done[0] += 1
 
     try:
+        before = _cpu_of(backends), _own_cpu()
         await asyncio.gather(*(worker(c, i * 7) for i, c in enumerate(connections)))
+        cpu.add("bare", executed[0], postgres=_cpu_of(backends) - before[0], client=_own_cpu() - before[1])
     finally:
         await asyncio.gather(*(c.close() for c in connections))
     return done[0]
+
+
+# -- CPU time ----------------------------------------------------------------------------------------
+# Throughput on a shared machine depends on what else runs; the CPU time each side spends per search
+# hardly does. Read from /proc (Linux, PostgreSQL on this machine); where it cannot be read it is left out.
+
+
+class CpuTally:
+    """CPU seconds per part and the number of searches, summed over the turns, for HTTP and bare."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, dict[str, float]] = {"http": {}, "bare": {}}
+        self.count = {"http": 0, "bare": 0}
+
+    def add(self, kind: str, count: int, **parts: float | None) -> None:
+        self.count[kind] += count
+        for name, seconds in parts.items():
+            if seconds is not None:
+                self.parts[kind][name] = self.parts[kind].get(name, 0.0) + seconds
+
+    def per_search(self, kind: str) -> dict[str, float]:
+        n = self.count[kind] or 1
+        return {name: seconds / n * 1000 for name, seconds in self.parts[kind].items()}
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_cpu(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+
+
+def _cpu_of(pids) -> float | None:
+    values = [_proc_cpu(pid) for pid in pids]
+    return sum(v for v in values if v is not None) if any(v is not None for v in values) else None
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(entry.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _own_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _backend_pids(database_url: str) -> list[int]:
+    conn = await _connect(database_url)
+    try:
+        return [r["pid"] for r in await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+    finally:
+        await conn.close()
 
 
 def wait_until_ready(process: subprocess.Popen, port: int, log: Path, timeout: float = 90) -> None:
@@ -326,13 +409,14 @@ def main() -> int:
               f"after {args.warmup:g} s of warm-up ...", flush=True)
         http: dict = {}
         bare = 0
+        cpu = CpuTally()
         for turn in range(turns):
             counts, _ = asyncio.run(run_http(port, paths, args.clients, slice_seconds,
-                                             args.warmup if turn == 0 else 0.5))
+                                             args.warmup if turn == 0 else 0.5, database_url, process.pid, cpu))
             for key, value in counts.items():
                 http[key] = http.get(key, 0) + value
             bare += asyncio.run(run_bare(database_url, statements, args.clients, slice_seconds,
-                                         args.warmup if turn == 0 else 0.5))
+                                         args.warmup if turn == 0 else 0.5, cpu))
         seconds = slice_seconds * turns
         from bench.http_baseline import stop  # noqa: E402 - the polite terminate/kill
 
@@ -355,6 +439,14 @@ def main() -> int:
               f"{args.log_level}: {http_rps:.0f} req/s  {dict(sorted(http.items()))}")
         print(f"  bare asyncpg loop, {args.clients} connections, the same SQL: {bare_rps:.0f} statements/s")
         print(f"  ratio HTTP / bare: {http_rps / bare_rps:.0%}" if bare_rps else "  ratio: n/a")
+        http_cpu, bare_cpu = cpu.per_search("http"), cpu.per_search("bare")
+        if {"app", "postgres"} <= set(http_cpu) and "postgres" in bare_cpu:
+            print("  CPU time per search, from /proc (little disturbed by other work on the machine): HTTP "
+                  f"{sum(http_cpu.values()):.2f} ms (app {http_cpu['app']:.2f}, PostgreSQL {http_cpu['postgres']:.2f}, "
+                  f"load generator {http_cpu.get('loadgen', 0):.2f}); bare {sum(bare_cpu.values()):.2f} ms "
+                  f"(PostgreSQL {bare_cpu['postgres']:.2f}, client {bare_cpu.get('client', 0):.2f})")
+            print(f"  ratio of CPU time bare / HTTP: {sum(bare_cpu.values()) / sum(http_cpu.values()):.0%} "
+                  "(the throughput ratio when both keep every CPU busy and nothing else runs)")
         return 0 if set(http) <= {"ok"} else 1
     finally:
         if process is not None:
