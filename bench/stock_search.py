@@ -198,7 +198,9 @@ async def run_http(port: int, paths: list[str], clients: int, seconds: float, wa
     backends = await _backend_pids(database_url)
     before = _cpu_of(app), _cpu_of(backends), _own_cpu()
     await asyncio.gather(*(http_client(port, paths, i * 7, stop_at, measure_from, result) for i in range(clients)))
-    backends_after = set(backends) | set(await _backend_pids(database_url))  # new ones count from zero
+    still = await _backend_pids(database_url)
+    cpu.lost += len(set(backends) - set(still))  # closed during the turn: their CPU time cannot be read
+    backends_after = set(backends) | set(still)  # new ones count from zero
     cpu.add("http", result.pop("_all", 0), app=_cpu_of(app) - before[0],
             postgres=_cpu_of(backends_after) - before[1], loadgen=_own_cpu() - before[2])
     return result, seconds
@@ -251,6 +253,7 @@ class CpuTally:
     def __init__(self) -> None:
         self.parts: dict[str, dict[str, float]] = {"http": {}, "bare": {}}
         self.count = {"http": 0, "bare": 0}
+        self.lost = 0  # app backends that ended during a turn (a pool smaller than the clients)
 
     def add(self, kind: str, count: int, **parts: float | None) -> None:
         self.count[kind] += count
@@ -440,7 +443,10 @@ def main() -> int:
         print(f"  bare asyncpg loop, {args.clients} connections, the same SQL: {bare_rps:.0f} statements/s")
         print(f"  ratio HTTP / bare: {http_rps / bare_rps:.0%}" if bare_rps else "  ratio: n/a")
         http_cpu, bare_cpu = cpu.per_search("http"), cpu.per_search("bare")
-        if {"app", "postgres"} <= set(http_cpu) and "postgres" in bare_cpu:
+        if cpu.lost:
+            print(f"  CPU time per search: n/a ({cpu.lost} of the app's database connections were closed during "
+                  "the run, taking their CPU time with them; use a --pool-size of at least clients / workers)")
+        elif {"app", "postgres"} <= set(http_cpu) and "postgres" in bare_cpu:
             print("  CPU time per search, from /proc (little disturbed by other work on the machine): HTTP "
                   f"{sum(http_cpu.values()):.2f} ms (app {http_cpu['app']:.2f}, PostgreSQL {http_cpu['postgres']:.2f}, "
                   f"load generator {http_cpu.get('loadgen', 0):.2f}); bare {sum(bare_cpu.values()):.2f} ms "

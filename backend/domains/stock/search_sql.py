@@ -5,8 +5,10 @@ customer who picked BYD still sees how many Geelys there are. All of them come f
 rows that fail at most one filter, grouped by GROUPING SETS.
 
 Two sources, same answer:
-- the kept counts (``vehicle_facet_count``, a few thousand rows maintained by triggers) whenever every
-  filter is one of its dimensions (prices on 50,000-yuan steps) — the customer's search;
+- the kept counts whenever every filter is one of their dimensions (prices on 50,000-yuan steps) — the
+  customer's search: ``vehicle_public_facet_count`` (the cars customers may see, ~4,000 rows at 100,000
+  cars) for customers, ``vehicle_facet_count`` (every unsold car, by status) for staff; both are
+  maintained by triggers. The page then comes from the cars' covering indexes (see ``_page_from_cars``);
 - the vehicles themselves otherwise (free text, a VIN, prices off the steps, sold cars for staff).
 
 Pure string building, no I/O: parameters are numbered ``$n`` for asyncpg, so the bench can run the
@@ -218,13 +220,14 @@ def _page_from_cars(filters: SearchFilters, *, staff: bool, base: list[str], act
     each running only in its own case (a one-time filter on the exact total, known from the counts), and
     neither when the page lies past the end:
 
-    - walk: one stream per condition (a literal; the covering indexes of migration 0005 lead with it and hold
-      every filter column, so the walk reads no car's row), merged in sort order. Condition is what the sort
+    - walk: the covering indexes of migration 0005 lead with the condition and hold every filter column, so
+      the walk reads no car's row. A search for one condition walks that condition; one without walks each
+      condition in a stream of its own and merges the streams in sort order. Condition is what the sort
       orders correlate with most (new cars have no mileage and this year's model year, used cars are
-      cheaper): walking each condition on its own, used cars sorted by lowest mileage do not first pass
-      every new car. For price and newest the kept counts also tell in which price step or model year the
-      page begins, and the walk starts there (a rare make sold at the far end of the price range costs no
-      more than a common one).
+      cheaper): walking each on its own, used cars sorted by lowest mileage do not first pass every new
+      car. For price and newest the kept counts also tell in which price step or model year the page
+      begins, and the walk starts there (a rare make sold at the far end of the price range costs no more
+      than a common one).
     - filter first, then sort the matches: when the matches are so rare that a walk would be expected to
       read more than ``WALK_LIMIT`` entries, and always for staff (their search also covers reserved and
       demonstrator cars, which the public indexes leave out).
@@ -298,12 +301,11 @@ def decode_facets(rows: list | None, facets: tuple[str, ...]) -> tuple[int, dict
     total = 0
     counts: dict[str, dict[str, int]] = {f: {} for f in facets}
     everything = 2 ** len(facets) - 1
+    # GROUPING() sets a bit for each column NOT grouped; the clear bit is the row's facet.
+    facet_of = {everything & ~(1 << (len(facets) - 1 - i)): counts[f] for i, f in enumerate(facets)}
     for g, value, n, matching in rows or ():
         if g == everything:
             total = matching or 0
-            continue
-        # GROUPING() sets a bit for each column NOT grouped; the clear bit is this row's facet.
-        position = next(i for i in range(len(facets)) if not g & (1 << (len(facets) - 1 - i)))
-        if value is not None and n:
-            counts[facets[position]][value] = n
+        elif value is not None and n:
+            facet_of[g][value] = n
     return total, counts
