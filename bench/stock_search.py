@@ -20,11 +20,13 @@ What it does:
    generator takes little CPU) call the API, and a bare asyncpg loop with the same number of connections
    runs the very same SQL statements (built by the same code); the two take turns (``--turns``, each
    ``--seconds / --turns`` long) so that other work on the machine weighs on both alike. It prints both
-   rates and their ratio. Each app process gets a database pool of ``--pool-size`` connections, by default
-   its share of the clients (16 each for 32 clients and 2 processes), so that the app, like the bare loop,
-   has one connection per client in flight: with a smaller pool the connections beyond it are opened and
-   closed again for every few requests (SQLAlchemy closes overflow connections on return), and the
-   comparison would measure PostgreSQL's connection start-up rather than the app.
+   rates and their ratio. Each app process may open up to ``--pool-size`` database connections, by default
+   as many as there are clients, so that the app, like the bare loop, has a connection for every request in
+   flight (the kernel does not split the clients' connections evenly between the processes; connections
+   are opened as needed, so the two processes together hold about one per client). With a smaller pool the
+   connections beyond it are opened and closed again every few requests (SQLAlchemy closes overflow
+   connections on return), and the comparison would measure PostgreSQL's connection start-up rather than
+   the app.
    It also reads from /proc the CPU time each side spent per search (the app processes, their PostgreSQL
    backends and the load generator; the bare loop's backends and client) and prints the ratio of those:
    on a machine shared with other work the rates swing with it (the two app processes are the HTTP side's
@@ -217,6 +219,7 @@ async def run_bare(database_url: str, statements: list[tuple[str, list]], client
     kwargs |= {"host": url.query["host"]} if url.query.get("host") else {"host": url.host, "port": url.port or 5432}
     connections = [await asyncpg.connect(**kwargs) for _ in range(clients)]
     backends = [await c.fetchval("SELECT pg_backend_pid()") for c in connections]
+    _NOT_APP.update(backends)
     done = [0]
     executed = [0]
     loop = asyncio.get_running_loop()
@@ -300,11 +303,17 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+_NOT_APP: set[int] = set()  # backends of the bare loop and of these look-ups (some linger a moment after closing)
+
+
 async def _backend_pids(database_url: str) -> list[int]:
+    """The backends of the app's connections to the bench database."""
     conn = await _connect(database_url)
     try:
+        _NOT_APP.add(await conn.fetchval("SELECT pg_backend_pid()"))
         return [r["pid"] for r in await conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' "
+            "AND NOT pid = ANY($1::int[])", list(_NOT_APP))]
     finally:
         await conn.close()
 
@@ -333,7 +342,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn processes")
     parser.add_argument("--pool-size", type=int, default=None,
-                        help="database connections per app process (default: clients / workers)")
+                        help="database connections per app process at most (default: as many as clients)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds of each kind, in all")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--turns", type=int, default=3, help="alternate HTTP and bare asyncpg this many times")
@@ -359,7 +368,7 @@ def main() -> int:
     database_url = database_url_for(base_db, args.database)
     redis_url = redis_url_for(base_redis, BENCH_REDIS_DB)
     env = server_env(database_url, redis_url, args.log_level)
-    pool_size = args.pool_size or math.ceil(args.clients / args.workers)
+    pool_size = args.pool_size or args.clients
     env["FORECOURT_DB_POOL_SIZE"] = str(pool_size)
     process = None
     load_before = os.getloadavg()
@@ -438,14 +447,14 @@ def main() -> int:
               f"p95 {percentile(ms, 95):.1f} ms, p99 {percentile(ms, 99):.1f} ms, max {max(ms):.1f} ms "
               f"({len(ms)} searches)")
         print(f"  HTTP GET /api/v1/vehicles, {args.clients} clients, {args.workers} processes "
-              f"({pool_size} database connections each), log level "
+              f"(up to {pool_size} database connections each), log level "
               f"{args.log_level}: {http_rps:.0f} req/s  {dict(sorted(http.items()))}")
         print(f"  bare asyncpg loop, {args.clients} connections, the same SQL: {bare_rps:.0f} statements/s")
         print(f"  ratio HTTP / bare: {http_rps / bare_rps:.0%}" if bare_rps else "  ratio: n/a")
         http_cpu, bare_cpu = cpu.per_search("http"), cpu.per_search("bare")
         if cpu.lost:
             print(f"  CPU time per search: n/a ({cpu.lost} of the app's database connections were closed during "
-                  "the run, taking their CPU time with them; use a --pool-size of at least clients / workers)")
+                  "the run, taking their CPU time with them; use a --pool-size of at least the clients)")
         elif {"app", "postgres"} <= set(http_cpu) and "postgres" in bare_cpu:
             print("  CPU time per search, from /proc (little disturbed by other work on the machine): HTTP "
                   f"{sum(http_cpu.values()):.2f} ms (app {http_cpu['app']:.2f}, PostgreSQL {http_cpu['postgres']:.2f}, "
