@@ -40,6 +40,7 @@ from backend.domains.stock.models import (
     VehicleImport,
     VehicleImportRejection,
     VehiclePhoto,
+    VehiclePublicFacetCount,
     VehicleReservation,
 )
 from backend.domains.system.models import SystemSetting
@@ -56,7 +57,7 @@ from backend.lib.db import metadata
 __all__ = ["ApiKey", "AuditEntry", "Branch", "Customer", "DealerGroup", "DeliveryAttempt", "Notification",
            "NotificationPreference", "OutboxEvent", "PushSubscription", "ScheduledTask", "StaffUser",
            "SystemSetting", "TrackingLink", "Vehicle", "VehicleFacetCount", "VehicleImport",
-           "VehicleImportRejection", "VehiclePhoto", "VehicleReservation", "metadata"]
+           "VehicleImportRejection", "VehiclePhoto", "VehiclePublicFacetCount", "VehicleReservation", "metadata"]
 __all__ += ["BookingIdempotency", "RepairOrder", "RepairOrderClock", "RepairOrderCounter", "RepairOrderEvent",
             "RepairOrderFinding", "RepairOrderLabour", "RepairOrderPart", "RepairOrderPhoto", "ServiceAppointment",
             "ServiceAppointmentOperation", "ServiceBay", "ServiceDayCapacity", "ServiceOperation", "ServiceSettings",

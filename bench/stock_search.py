@@ -20,7 +20,17 @@ What it does:
    generator takes little CPU) call the API, and a bare asyncpg loop with the same number of connections
    runs the very same SQL statements (built by the same code); the two take turns (``--turns``, each
    ``--seconds / --turns`` long) so that other work on the machine weighs on both alike. It prints both
-   rates and their ratio.
+   rates and their ratio. Each app process may open up to ``--pool-size`` database connections, by default
+   as many as there are clients, so that the app, like the bare loop, has a connection for every request in
+   flight (the kernel does not split the clients' connections evenly between the processes; connections
+   are opened as needed, so the two processes together hold about one per client). With a smaller pool the
+   connections beyond it are opened and closed again every few requests (SQLAlchemy closes overflow
+   connections on return), and the comparison would measure PostgreSQL's connection start-up rather than
+   the app.
+   It also reads from /proc the CPU time each side spent per search (the app processes, their PostgreSQL
+   backends and the load generator; the bare loop's backends and client) and prints the ratio of those:
+   on a machine shared with other work the rates swing with it (the two app processes are the HTTP side's
+   bottleneck and get a smaller share of a busy machine than 32 backends do), the CPU time hardly.
 
 Everything runs on one machine: the load generator, the app processes and PostgreSQL share the CPUs.
 """
@@ -93,14 +103,14 @@ async def make_searches(conn: asyncpg.Connection, count: int, seed: int = 42) ->
     rng = random.Random(seed)
     public = "status IN ('in_stock', 'in_transit')"
     values = {
-        "make": [r[0] for r in await conn.fetch(f"SELECT make FROM vehicle WHERE {public} GROUP BY 1")],  # noqa: S608
-        "body": [r[0] for r in await conn.fetch(f"SELECT body FROM vehicle WHERE {public} GROUP BY 1")],  # noqa: S608
+        "make": [r[0] for r in await conn.fetch(f"SELECT make FROM vehicle WHERE {public} GROUP BY 1 ORDER BY 1")],  # noqa: S608
+        "body": [r[0] for r in await conn.fetch(f"SELECT body FROM vehicle WHERE {public} GROUP BY 1 ORDER BY 1")],  # noqa: S608
         "powertrain": [r[0] for r in await conn.fetch(
-            f"SELECT powertrain FROM vehicle WHERE {public} GROUP BY 1")],  # noqa: S608
+            f"SELECT powertrain FROM vehicle WHERE {public} GROUP BY 1 ORDER BY 1")],  # noqa: S608
         "condition": ["new", "used", "demo"],
-        "branch": [r[0] for r in await conn.fetch("SELECT code FROM branch")],
+        "branch": [r[0] for r in await conn.fetch("SELECT code FROM branch ORDER BY code")],
         "year_from": [r[0] for r in await conn.fetch(
-            f"SELECT model_year FROM vehicle WHERE {public} GROUP BY 1")],  # noqa: S608
+            f"SELECT model_year FROM vehicle WHERE {public} GROUP BY 1 ORDER BY 1")],  # noqa: S608
     }
     bands = rules.price_bands()
     searches = []
@@ -172,6 +182,7 @@ async def http_client(port: int, paths: list[str], start: int, stop_at: float, m
                 if name.lower() == "content-length":
                     length = int(value)
             await reader.readexactly(length)
+            result["_all"] = result.get("_all", 0) + 1
             if loop.time() >= measure_from:
                 key = "ok" if status == 200 else f"status {status}"
                 result[key] = result.get(key, 0) + 1
@@ -179,17 +190,26 @@ async def http_client(port: int, paths: list[str], start: int, stop_at: float, m
         writer.close()
 
 
-async def run_http(port: int, paths: list[str], clients: int, seconds: float, warmup: float) -> tuple[dict, float]:
+async def run_http(port: int, paths: list[str], clients: int, seconds: float, warmup: float,
+                   database_url: str, server_pid: int, cpu: CpuTally) -> tuple[dict, float]:
     result: dict = {}
     loop = asyncio.get_running_loop()
     measure_from = loop.time() + warmup
     stop_at = measure_from + seconds
+    app = [server_pid, *_children(server_pid)]
+    backends = await _backend_pids(database_url)
+    before = _cpu_of(app), _cpu_of(backends), _own_cpu()
     await asyncio.gather(*(http_client(port, paths, i * 7, stop_at, measure_from, result) for i in range(clients)))
+    still = await _backend_pids(database_url)
+    cpu.lost += len(set(backends) - set(still))  # closed during the turn: their CPU time cannot be read
+    backends_after = set(backends) | set(still)  # new ones count from zero
+    cpu.add("http", result.pop("_all", 0), app=_cpu_of(app) - before[0],
+            postgres=_cpu_of(backends_after) - before[1], loadgen=_own_cpu() - before[2])
     return result, seconds
 
 
 async def run_bare(database_url: str, statements: list[tuple[str, list]], clients: int, seconds: float,
-                   warmup: float) -> int:
+                   warmup: float, cpu: CpuTally) -> int:
     from sqlalchemy.engine import make_url
 
     from backend.lib.db import async_url
@@ -198,7 +218,10 @@ async def run_bare(database_url: str, statements: list[tuple[str, list]], client
     kwargs = {"user": url.username, "password": url.password, "database": url.database}
     kwargs |= {"host": url.query["host"]} if url.query.get("host") else {"host": url.host, "port": url.port or 5432}
     connections = [await asyncpg.connect(**kwargs) for _ in range(clients)]
+    backends = [await c.fetchval("SELECT pg_backend_pid()") for c in connections]
+    _NOT_APP.update(backends)
     done = [0]
+    executed = [0]
     loop = asyncio.get_running_loop()
     measure_from = loop.time() + warmup
     stop_at = measure_from + seconds
@@ -209,14 +232,90 @@ async def run_bare(database_url: str, statements: list[tuple[str, list]], client
             sql, args = statements[i % len(statements)]
             i += 1
             await conn.fetchrow(sql, *args)
+            executed[0] += 1
             if loop.time() >= measure_from:
                 done[0] += 1
 
     try:
+        before = _cpu_of(backends), _own_cpu()
         await asyncio.gather(*(worker(c, i * 7) for i, c in enumerate(connections)))
+        cpu.add("bare", executed[0], postgres=_cpu_of(backends) - before[0], client=_own_cpu() - before[1])
     finally:
         await asyncio.gather(*(c.close() for c in connections))
     return done[0]
+
+
+# -- CPU time ----------------------------------------------------------------------------------------
+# Throughput on a shared machine depends on what else runs; the CPU time each side spends per search
+# hardly does. Read from /proc (Linux, PostgreSQL on this machine); where it cannot be read it is left out.
+
+
+class CpuTally:
+    """CPU seconds per part and the number of searches, summed over the turns, for HTTP and bare."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, dict[str, float]] = {"http": {}, "bare": {}}
+        self.count = {"http": 0, "bare": 0}
+        self.lost = 0  # app backends that ended during a turn (a pool smaller than the clients)
+
+    def add(self, kind: str, count: int, **parts: float | None) -> None:
+        self.count[kind] += count
+        for name, seconds in parts.items():
+            if seconds is not None:
+                self.parts[kind][name] = self.parts[kind].get(name, 0.0) + seconds
+
+    def per_search(self, kind: str) -> dict[str, float]:
+        n = self.count[kind] or 1
+        return {name: seconds / n * 1000 for name, seconds in self.parts[kind].items()}
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_cpu(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+
+
+def _cpu_of(pids) -> float | None:
+    values = [_proc_cpu(pid) for pid in pids]
+    return sum(v for v in values if v is not None) if any(v is not None for v in values) else None
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(entry.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _own_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+_NOT_APP: set[int] = set()  # backends of the bare loop and of these look-ups (some linger a moment after closing)
+
+
+async def _backend_pids(database_url: str) -> list[int]:
+    """The backends of the app's connections to the bench database."""
+    conn = await _connect(database_url)
+    try:
+        _NOT_APP.add(await conn.fetchval("SELECT pg_backend_pid()"))
+        return [r["pid"] for r in await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' "
+            "AND NOT pid = ANY($1::int[])", list(_NOT_APP))]
+    finally:
+        await conn.close()
 
 
 def wait_until_ready(process: subprocess.Popen, port: int, log: Path, timeout: float = 90) -> None:
@@ -242,11 +341,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="passes over the mix for the latency figures")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn processes")
+    parser.add_argument("--pool-size", type=int, default=None,
+                        help="database connections per app process at most (default: as many as clients)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds of each kind, in all")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--turns", type=int, default=3, help="alternate HTTP and bare asyncpg this many times")
     parser.add_argument("--log-level", default="INFO", help="the server's FORECOURT_LOG_LEVEL (INFO as in production)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database (skip the seed next time)")
+    parser.add_argument("--database", default=BENCH_DB,
+                        help="name of the bench's own database (give each worktree its own)")
     args = parser.parse_args()
     try:
         import uvloop
@@ -262,17 +365,19 @@ def main() -> int:
         from backend.lib.embedded import ensure_services
 
         base_db, base_redis = ensure_services()
-    database_url = database_url_for(base_db, BENCH_DB)
+    database_url = database_url_for(base_db, args.database)
     redis_url = redis_url_for(base_redis, BENCH_REDIS_DB)
     env = server_env(database_url, redis_url, args.log_level)
+    pool_size = args.pool_size or args.clients
+    env["FORECOURT_DB_POOL_SIZE"] = str(pool_size)
     process = None
     load_before = os.getloadavg()
     log = Path(tempfile.mkstemp(prefix="forecourt-stock-bench-", suffix=".log")[1])
     try:
-        existing = asyncio.run(_count_vehicles(base_db))
+        existing = asyncio.run(_count_vehicles(base_db, args.database))
         if existing != args.vehicles:
-            print(f"Seeding {args.vehicles:,} cars into {BENCH_DB} ...", flush=True)
-            asyncio.run(recreate_database(base_db, BENCH_DB))
+            print(f"Seeding {args.vehicles:,} cars into {args.database} ...", flush=True)
+            asyncio.run(recreate_database(base_db, args.database))
             from backend.lib.migrate import upgrade
 
             upgrade(database_url)
@@ -316,13 +421,14 @@ def main() -> int:
               f"after {args.warmup:g} s of warm-up ...", flush=True)
         http: dict = {}
         bare = 0
+        cpu = CpuTally()
         for turn in range(turns):
             counts, _ = asyncio.run(run_http(port, paths, args.clients, slice_seconds,
-                                             args.warmup if turn == 0 else 0.5))
+                                             args.warmup if turn == 0 else 0.5, database_url, process.pid, cpu))
             for key, value in counts.items():
                 http[key] = http.get(key, 0) + value
             bare += asyncio.run(run_bare(database_url, statements, args.clients, slice_seconds,
-                                         args.warmup if turn == 0 else 0.5))
+                                         args.warmup if turn == 0 else 0.5, cpu))
         seconds = slice_seconds * turns
         from bench.http_baseline import stop  # noqa: E402 - the polite terminate/kill
 
@@ -340,10 +446,22 @@ def main() -> int:
         print(f"  latency in the server (StockService.search, one at a time): p50 {statistics.median(ms):.1f} ms, "
               f"p95 {percentile(ms, 95):.1f} ms, p99 {percentile(ms, 99):.1f} ms, max {max(ms):.1f} ms "
               f"({len(ms)} searches)")
-        print(f"  HTTP GET /api/v1/vehicles, {args.clients} clients, {args.workers} processes, log level "
+        print(f"  HTTP GET /api/v1/vehicles, {args.clients} clients, {args.workers} processes "
+              f"(up to {pool_size} database connections each), log level "
               f"{args.log_level}: {http_rps:.0f} req/s  {dict(sorted(http.items()))}")
         print(f"  bare asyncpg loop, {args.clients} connections, the same SQL: {bare_rps:.0f} statements/s")
         print(f"  ratio HTTP / bare: {http_rps / bare_rps:.0%}" if bare_rps else "  ratio: n/a")
+        http_cpu, bare_cpu = cpu.per_search("http"), cpu.per_search("bare")
+        if cpu.lost:
+            print(f"  CPU time per search: n/a ({cpu.lost} of the app's database connections were closed during "
+                  "the run, taking their CPU time with them; use a --pool-size of at least the clients)")
+        elif {"app", "postgres"} <= set(http_cpu) and "postgres" in bare_cpu:
+            print("  CPU time per search, from /proc (little disturbed by other work on the machine): HTTP "
+                  f"{sum(http_cpu.values()):.2f} ms (app {http_cpu['app']:.2f}, PostgreSQL {http_cpu['postgres']:.2f}, "
+                  f"load generator {http_cpu.get('loadgen', 0):.2f}); bare {sum(bare_cpu.values()):.2f} ms "
+                  f"(PostgreSQL {bare_cpu['postgres']:.2f}, client {bare_cpu.get('client', 0):.2f})")
+            print(f"  ratio of CPU time bare / HTTP: {sum(bare_cpu.values()) / sum(http_cpu.values()):.0%} "
+                  "(the throughput ratio when both keep every CPU busy and nothing else runs)")
         return 0 if set(http) <= {"ok"} else 1
     finally:
         if process is not None:
@@ -351,7 +469,7 @@ def main() -> int:
             process.wait(timeout=15)
         asyncio.run(_flush(redis_url))
         if not args.keep:
-            asyncio.run(drop_database(base_db, BENCH_DB))
+            asyncio.run(drop_database(base_db, args.database))
         log.unlink(missing_ok=True)
 
 
@@ -374,15 +492,15 @@ async def _connect(database_url: str) -> asyncpg.Connection:
     return await asyncpg.connect(**kwargs)
 
 
-async def _count_vehicles(base_db: str) -> int | None:
+async def _count_vehicles(base_db: str, name: str) -> int | None:
     admin = await admin_connection(base_db)
     try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", BENCH_DB)
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
     finally:
         await admin.close()
     if not exists:
         return None
-    conn = await _connect(database_url_for(base_db, BENCH_DB))
+    conn = await _connect(database_url_for(base_db, name))
     try:
         return await conn.fetchval("SELECT count(*) FROM vehicle")
     except asyncpg.PostgresError:
@@ -396,6 +514,7 @@ async def _analyze(database_url: str) -> None:
     try:
         await conn.execute("VACUUM ANALYZE vehicle")
         await conn.execute("VACUUM ANALYZE vehicle_facet_count")
+        await conn.execute("VACUUM ANALYZE vehicle_public_facet_count")
     finally:
         await conn.close()
 

@@ -35,6 +35,8 @@ def _one_of(column: str, values) -> str:
 
 PUBLIC_WHERE = text("status IN ('in_stock', 'in_transit')")
 DIMENSIONS = ("status", "make", "model", "body", "powertrain", "model_year", "branch_id", "condition", "price_step")
+# Every column the customer's search filters or sorts on.
+SEARCHED = ("make", "model", "body", "powertrain", "branch_id", "model_year", "list_price", "mileage_km")
 
 
 class Vehicle(SQLModel, table=True):
@@ -51,10 +53,15 @@ class Vehicle(SQLModel, table=True):
         CheckConstraint("list_price > 0", name="price_positive"),
         CheckConstraint("mileage_km >= 0", name="mileage_not_negative"),
         CheckConstraint("model_year BETWEEN 1980 AND 2100", name="model_year_sane"),
-        # The customer search: one partial index per sort order over the cars customers may see.
-        Index("ix_vehicle_public_price", "list_price", "id", postgresql_where=PUBLIC_WHERE),
-        Index("ix_vehicle_public_newest", text("model_year DESC"), text("id DESC"), postgresql_where=PUBLIC_WHERE),
-        Index("ix_vehicle_public_mileage", "mileage_km", "id", postgresql_where=PUBLIC_WHERE),
+        # The customer search: one partial index per sort order over the cars customers may see, by
+        # condition (the search walks each condition on its own), carrying every column it filters on so
+        # that a walk reads no car's row (migration 0005).
+        Index("ix_vehicle_public_price", "condition", "list_price", "id", postgresql_where=PUBLIC_WHERE,
+              postgresql_include=[c for c in SEARCHED if c != "list_price"]),
+        Index("ix_vehicle_public_newest", "condition", text("model_year DESC"), text("id DESC"),
+              postgresql_where=PUBLIC_WHERE, postgresql_include=[c for c in SEARCHED if c != "model_year"]),
+        Index("ix_vehicle_public_mileage", "condition", "mileage_km", "id", postgresql_where=PUBLIC_WHERE,
+              postgresql_include=[c for c in SEARCHED if c != "mileage_km"]),
         Index("ix_vehicle_make_model", "make", "model"),
         Index("ix_vehicle_body_powertrain", "body", "powertrain"),
         Index("ix_vehicle_branch_status", "branch_id", "status"),
@@ -189,6 +196,26 @@ class VehicleFacetCount(SQLModel, table=True):
     __tablename__ = "vehicle_facet_count"
 
     status: str = Field(primary_key=True, max_length=12)
+    make: str = Field(primary_key=True, max_length=40)
+    model: str = Field(primary_key=True, max_length=60)
+    body: str = Field(primary_key=True, max_length=16)
+    powertrain: str = Field(primary_key=True, max_length=8)
+    model_year: int = Field(sa_column=Column(SmallInteger, primary_key=True))
+    branch_id: int = Field(primary_key=True)
+    condition: str = Field(primary_key=True, max_length=8)
+    price_step: int = Field(sa_column=Column(SmallInteger, primary_key=True))
+    n: int = Field(default=0)
+
+
+class VehiclePublicFacetCount(SQLModel, table=True):
+    """The same counts for the cars customers may see (in stock or in transit), without the status.
+
+    What the customer's search counts from: a third of the rows of ``vehicle_facet_count`` and nothing to
+    filter out. Kept exact by its own statement-level triggers on ``vehicle`` (migration 0005).
+    """
+
+    __tablename__ = "vehicle_public_facet_count"
+
     make: str = Field(primary_key=True, max_length=40)
     model: str = Field(primary_key=True, max_length=60)
     body: str = Field(primary_key=True, max_length=16)

@@ -7,6 +7,7 @@ serve the screens, the JSON API and the worker.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -116,16 +117,16 @@ class StockService:
                             from_counts=built.from_counts)
 
     def _facets(self, counts: dict[str, dict[str, int]]) -> dict[str, list[FacetValue]]:
-        labels = {"body": rules.BODY_LABELS, "powertrain": rules.POWERTRAIN_LABELS,
-                  "condition": rules.CONDITION_LABELS, "status": rules.STATUS_LABELS}
+        labels = _CODE_LABELS
+        locale = current_locale()
         facets: dict[str, list[FacetValue]] = {}
         for name, values in counts.items():
             if name == "price":
+                steps = {int(k): v for k, v in values.items()}
                 facets[name] = [
                     FacetValue(value=f"{'' if low is None else low}-{'' if high is None else high}",
-                               label=_price_band_label(low, high), count=n)
-                    for low, high in rules.price_bands()
-                    if (n := rules.band_count({int(k): v for k, v in values.items()}, low, high))
+                               label=_price_band_label(locale, low, high), count=n)
+                    for low, high in rules.price_bands() if (n := rules.band_count(steps, low, high))
                 ]
                 continue
             if name == "branch":
@@ -137,7 +138,7 @@ class StockService:
                 facets[name] = sorted(entries, key=lambda f: f.label)
                 continue
             table = labels.get(name)
-            entries = [FacetValue(value=value, label=str(table[value]) if table and value in table else value,
+            entries = [FacetValue(value=value, label=_code_label(locale, name, value) if table else value,
                                   count=n) for value, n in values.items()]
             if name == "year":
                 entries.sort(key=lambda f: f.value, reverse=True)
@@ -403,7 +404,21 @@ class StockService:
         return record, await repository.rejections_of(self.session, record.id)
 
 
-def _price_band_label(low: int | None, high: int | None) -> str:
+_CODE_LABELS = {"body": rules.BODY_LABELS, "powertrain": rules.POWERTRAIN_LABELS,
+                "condition": rules.CONDITION_LABELS, "status": rules.STATUS_LABELS}
+
+
+@functools.lru_cache(maxsize=512)
+def _code_label(locale: str, facet: str, value: str) -> str:
+    """A body, powertrain, condition or status code's label in ``locale`` (the current one; part of the key)."""
+    table = _CODE_LABELS[facet]
+    return str(table[value]) if value in table else value
+
+
+@functools.lru_cache(maxsize=64)
+def _price_band_label(locale: str, low: int | None, high: int | None) -> str:
+    """The band's label in ``locale`` (the current one; part of the key): the same few on every search, and
+    number formatting is most of the time the search spends in Python."""
     from backend.lib.i18n import format_number
 
     if low is None:
