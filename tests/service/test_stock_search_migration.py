@@ -1,4 +1,4 @@
-"""Migration 0005 (stock search speed) creates what the stock models declare, fills the public counts from
+"""Migration 0007 (stock search speed) creates what the stock models declare, fills the public counts from
 the cars already there, and goes down and up again."""
 
 import asyncio
@@ -50,7 +50,7 @@ async def test_migration_matches_the_models_fills_the_counts_and_round_trips(bas
     url = database_url_for(base, name)
     engine = create_async_engine(url, poolclass=NullPool)
     try:
-        await asyncio.to_thread(upgrade, url, "0004")
+        await asyncio.to_thread(upgrade, url, "0006")
         async with engine.begin() as connection:
             group = await connection.scalar(text("INSERT INTO dealer_group (name) VALUES ('G') RETURNING id"))
             branch = await connection.scalar(text(
@@ -69,7 +69,7 @@ async def test_migration_matches_the_models_fills_the_counts_and_round_trips(bas
             indexes = dict((await connection.execute(text(INDEX_KEYS))).all())
             assert all("(condition, " in d and "INCLUDE (" in d for d in indexes.values()), indexes
 
-        await asyncio.to_thread(command.downgrade, alembic_config(url), "0004")
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0006")
         async with engine.connect() as connection:
             assert (await connection.execute(text(INDEX_KEYS))).all() == before
             assert await connection.scalar(text("SELECT to_regclass('vehicle_public_facet_count')")) is None

@@ -12,8 +12,8 @@ The customer's search (issue 3: p95 under 25 ms at 100,000 cars) spent its time 
   for the cars customers may see, without the status (~4,000 rows), kept exact in the same transaction by
   statement-level triggers like the first one.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30 10:00:00.000000
 """
 
@@ -23,8 +23,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = '0005'
-down_revision: str | None = '0004'
+revision: str = '0007'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
