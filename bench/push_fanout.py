@@ -225,6 +225,23 @@ async def wait_for(receiver: TimedReceiver, total: int, worker: subprocess.Popen
     return cpu_at_first if cpu_at_first is not None else cpu_seconds(worker.pid)
 
 
+async def wait_idle(arq_pool, seconds: float) -> float:
+    """Wait until the worker has no job queued or running (the round's last jobs may have found nothing
+    left to do); when it was idle."""
+    from arq.constants import default_queue_name, in_progress_key_prefix
+
+    deadline = time.perf_counter() + seconds
+    while True:
+        queued = await arq_pool.zcount(default_queue_name, "-inf", time.time() * 1000)
+        # arq keeps a cron job's in-progress key until it expires: only the delivery jobs count.
+        running = [key async for key in arq_pool.scan_iter(match=in_progress_key_prefix + "outbox-*", count=1000)]
+        if not queued and not running:
+            return time.perf_counter()
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"the worker did not become idle: {queued} jobs queued, running: {running[:5]}")
+        await asyncio.sleep(0.05)
+
+
 async def check_round(maker, receiver: TimedReceiver, keys: list[str]) -> list[str]:
     """Problems: every key decrypted exactly once with its text, delivered in the database, outbox done."""
     from sqlalchemy import func, select
@@ -319,6 +336,10 @@ async def push_part(args, database_url: str, redis_url: str) -> bool:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=30)
             problems = await check_round(maker, receiver, keys)
+            # The next round starts on an idle worker: its jobs would otherwise deliver the next round's
+            # notifications as they are recorded (a batch job also takes due events it was not given).
+            idle_after = await wait_idle(arq_pool, args.timeout) - last
+            tail_cpu = cpu_seconds(worker.pid) - cpu_after
             seconds = last - first
             rate = (len(receiver.accepted_at) - 1) / seconds if seconds > 0 else float("inf")
             rates.append(rate)
@@ -326,7 +347,9 @@ async def push_part(args, database_url: str, redis_url: str) -> bool:
             cpu = (f"CPU per message: worker {(cpu_after - cpu_at_first) * per_message:.2f} ms, receiver "
                    f"{here * per_message:.2f} ms, PostgreSQL {pg * per_message:.2f} ms")
             print(f"  round {round_no}: recorded in {recorded:.2f} s; delivered {len(receiver.accepted_at)} in "
-                  f"{seconds:.2f} s = {rate:,.0f} push/s; {load()}\n    {cpu}")
+                  f"{seconds:.2f} s = {rate:,.0f} push/s; {load()}\n    {cpu}\n"
+                  f"    the worker's queue was empty {idle_after:.1f} s after the last message (worker CPU meanwhile "
+                  f"{tail_cpu:.2f} s: jobs that found their events taken by another job)")
             for problem in problems:
                 ok = False
                 print(f"    PROBLEM: {problem}")

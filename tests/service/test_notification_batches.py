@@ -2,6 +2,7 @@
 the guarantees of the per-event path. Real PostgreSQL (a rolled-back transaction), the local push service
 that decrypts every message, the local SMTP server."""
 
+import asyncio
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -160,3 +161,49 @@ async def test_push_ttl_defaults_to_the_setting(session, redis, push_receiver, c
     assert all(o.finished and o.error is None for o in outcomes.values())
     assert sorted((m.payload["tag"], m.ttl) for m in push_receiver.for_subscription(fake)) == \
         [("ttl:default", 600), ("ttl:own", 60)]
+
+
+async def test_a_batch_stops_waiting_for_a_hanging_push_service(session_maker, session, redis, channels,
+                                                                monkeypatch):
+    """Its time is up: what was sent is recorded, what is still sending retries on its own (the job is not
+    left to hit arq's timeout, which would roll the whole batch back and send it all again)."""
+    from tests.push_receiver import PushReceiver
+
+    class HangsFor(PushReceiver):
+        def __init__(self):
+            super().__init__()
+            self.hanging: set[str] = set()
+            self.release = asyncio.Event()
+
+        async def _handle(self, request):
+            if request.match_info["name"] in self.hanging:
+                await self.release.wait()
+            return await super()._handle(request)
+
+    monkeypatch.setattr(delivery, "SEND_BUDGET_SECONDS", 1.0)
+    receiver = await HangsFor().start()
+    try:
+        quick_user, stuck_user = await make_user(session, redis), await make_user(session, redis)
+        quick, stuck = receiver.subscription(), receiver.subscription()
+        receiver.hanging.add(stuck.name)
+        await subscribe(session, quick_user, quick)
+        await subscribe(session, stuck_user, stuck)
+        ids = [await service.notify(session, request("budget:quick", quick_user)),
+               await service.notify(session, request("budget:stuck", stuck_user))]
+        await session.commit()
+        quick_event, stuck_event = [await event_of(session, nid) for nid in ids]
+        queue = FakeQueue()
+        ctx = {"session_maker": session_maker, "channels": channels, "redis": queue}
+
+        assert await notification_jobs.deliver_outbox_batch(ctx, [quick_event.id, stuck_event.id]) == \
+            "1 done, 1 to the per-event job"
+        assert [r.payload["tag"] for r in receiver.received] == ["budget:quick"]
+        await session.refresh(stuck_event)
+        assert stuck_event.status == "pending" and "TimeoutError" in stuck_event.last_error
+        assert await attempts(session, ids[1]) == []
+        assert (await session.get(Notification, ids[1], populate_existing=True)).status == "pending"
+        assert [job[:3] for job in queue.jobs] == [
+            ("process_outbox_event", (stuck_event.id,), f"outbox-{stuck_event.id}")]
+    finally:
+        receiver.release.set()
+        await receiver.stop()

@@ -17,8 +17,9 @@ the caller's transaction:
 A temporary failure (429/5xx, an SMTP 4xx) records its attempt and leaves the notification pending with
 ``Outcome.retry_in``: the caller tries again after that back-off. Nothing is written until everything has
 been tried, so a worker that dies before its commit leaves its notifications pending: they are sent again
-(at least once), never lost. A notification whose handling raises leaves no trace and reports the error
-(``Outcome.error``) without holding up the others.
+(at least once), never lost. A notification whose handling raises, or that is still sending when the
+batch's time is up (``SEND_BUDGET_SECONDS``), leaves no trace and reports the error (``Outcome.error``)
+without holding up the others.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ from .channels.sms import SmsProvider
 from .models import Notification
 
 log = logging.getLogger("forecourt.notifications")
+# How long a batch waits for its sends (well inside the worker's 120 s job timeout, which would roll the
+# whole batch back and send it all again). A notification still sending then is left pending and handed
+# back as an error, to be retried; only it may reach someone twice.
+SEND_BUDGET_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -129,7 +134,9 @@ async def deliver_many(session: AsyncSession, notification_ids: list[int], chann
     if not notifications:
         return outcomes
     results, ready = await _prepare(session, notifications, channels)
-    for item, result in zip(ready, await asyncio.gather(*(_send(item, channels) for item in ready)), strict=True):
+    deadline = asyncio.get_running_loop().time() + SEND_BUDGET_SECONDS
+    sent = await asyncio.gather(*(_send(item, channels, deadline) for item in ready))
+    for item, result in zip(ready, sent, strict=True):
         results[item.notification.id] = result
     await _record(session, notifications, results)
     outcomes.update({notification_id: result.outcome() for notification_id, result in results.items()})
@@ -176,33 +183,40 @@ async def _prepare(session: AsyncSession, notifications: list[Notification],
     return results, ready
 
 
-async def _send(item: _Ready, channels: Channels) -> _Result:
-    """Try the channels in order until one delivers, one asks to be retried, or all gave up. No I/O but
-    the channels': the database is written afterwards, for the whole batch at once."""
-    result = _Result()
+async def _send(item: _Ready, channels: Channels, deadline: float) -> _Result:
+    """One notification's sends, by the batch's deadline. No I/O but the channels': the database is
+    written afterwards, for the whole batch at once."""
     try:
-        for step in item.steps:
-            if step.channel == "push":
-                answer = await _push(item, channels, result)
-            elif step.channel == "email":
-                answer = await _email(item, channels)
-            else:
-                answer = await _sms(item, channels)
-            next_step = rules.after_channel(answer.status, step.retries)
-            if next_step is rules.Next.DELIVERED:
-                if step.channel != "push":  # push records one attempt per device itself
-                    result.attempt(step.channel, "sent", answer.target)
-                result.status, result.channel, result.delivered_at = "delivered", step.channel, utcnow()
-                return result
-            if next_step is rules.Next.RETRY:
-                result.attempt(step.channel, "retry", answer.target, answer.error)
-                result.retry_in = rules.backoff_seconds(step.retries + 1, retry_after=answer.retry_after)
-                return result
-            result.attempt(step.channel, "failed", answer.target, answer.error)
-        result.status = "failed"
-        return result
+        async with asyncio.timeout_at(deadline):
+            return await _try_channels(item, channels, _Result())
+    except TimeoutError:
+        return _Result(error=TimeoutError(f"still sending after {SEND_BUDGET_SECONDS:.0f} s"))
     except Exception as exc:  # noqa: BLE001 - reported to the caller; the other notifications go on
         return _Result(error=exc)
+
+
+async def _try_channels(item: _Ready, channels: Channels, result: _Result) -> _Result:
+    """The channels in order, until one delivers, one asks to be retried, or all gave up."""
+    for step in item.steps:
+        if step.channel == "push":
+            answer = await _push(item, channels, result)
+        elif step.channel == "email":
+            answer = await _email(item, channels)
+        else:
+            answer = await _sms(item, channels)
+        next_step = rules.after_channel(answer.status, step.retries)
+        if next_step is rules.Next.DELIVERED:
+            if step.channel != "push":  # push records one attempt per device itself
+                result.attempt(step.channel, "sent", answer.target)
+            result.status, result.channel, result.delivered_at = "delivered", step.channel, utcnow()
+            return result
+        if next_step is rules.Next.RETRY:
+            result.attempt(step.channel, "retry", answer.target, answer.error)
+            result.retry_in = rules.backoff_seconds(step.retries + 1, retry_after=answer.retry_after)
+            return result
+        result.attempt(step.channel, "failed", answer.target, answer.error)
+    result.status = "failed"
+    return result
 
 
 async def _record(session: AsyncSession, notifications: list[Notification], results: dict[int, _Result]) -> None:

@@ -2,9 +2,10 @@
 
 A service calls :func:`record`; the row is written with the state change. When the session commits,
 the SQLAlchemy ``after_commit`` hook passes the new ids to the process's dispatcher (the app's or the
-worker's arq pool), which enqueues ``process_outbox_event`` with job id ``outbox-<id>``. Nothing is
-enqueued before the commit, and nothing is lost if the enqueue fails: the sweeper
-(:func:`due_for_sweep`) finds rows still pending after ``outbox_sweep_delay_seconds``.
+worker's arq pool), which enqueues batch jobs (``workers.notification_jobs.enqueue_outbox_events``;
+they claim their events with :func:`claim_batch`). Nothing is enqueued before the commit, and nothing
+is lost if the enqueue fails: the sweeper (:func:`due_for_sweep`) finds rows still pending after
+``outbox_sweep_delay_seconds``.
 """
 
 from __future__ import annotations
