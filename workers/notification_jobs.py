@@ -58,12 +58,27 @@ async def enqueue_outbox_events(arq_redis, ids: list[int]) -> None:
         await arq_redis.enqueue_job(BATCH_JOB, chunk, _job_id=f"outbox-batch-{chunk[0]}-{chunk[-1]}")
 
 
+def _notification_of(event) -> int | None:
+    try:
+        return int(event.payload["notification_id"]) if event.kind == DELIVER else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 async def deliver_outbox_batch(ctx: dict, event_ids: list[int]) -> str:
+    """Deliver the notifications of these events and of other due ones, up to ``BATCH_SIZE``."""
     per_event: dict[int, float | None] = {}  # events for process_outbox_event, with their delay
     async with unit_of_work(ctx["session_maker"]) as session:
         events = await outbox.claim_batch(session, event_ids, fill_kind=DELIVER, limit=BATCH_SIZE)
-        per_event |= {e.id: None for e in events if e.kind != DELIVER}  # no batch handler: one by one
-        by_notification = {int(e.payload["notification_id"]): e for e in events if e.kind == DELIVER}
+        by_notification = {}
+        for event in events:
+            notification_id = _notification_of(event)
+            if notification_id is None or notification_id in by_notification:
+                # Another kind, a payload the batch cannot read, a second event for one notification:
+                # one by one, so that whatever is wrong with it holds up no other event.
+                per_event[event.id] = None
+            else:
+                by_notification[notification_id] = event
         outcomes = await delivery.deliver_many(session, list(by_notification), ctx["channels"])
         done = []
         for notification_id, event in by_notification.items():

@@ -22,7 +22,7 @@ from backend.domains.notifications.channels.email import EmailSender
 from backend.domains.notifications.channels.push import PushSender
 from backend.domains.notifications.channels.sms import LoggingSmsProvider
 from backend.domains.notifications.delivery import Channels
-from backend.domains.notifications.models import DeliveryAttempt, Notification
+from backend.domains.notifications.models import DeliveryAttempt, Notification, PushSubscription
 from backend.domains.notifications.service import NotificationRequest
 from backend.domains.outbox.models import OutboxEvent
 from backend.domains.system.service import ensure_vapid_keys
@@ -170,6 +170,37 @@ async def test_one_batch_job_drains_a_backlog_of_due_events(committed, settings)
         assert await notification_jobs.deliver_outbox_batch(context, event_ids[:1]) == \
             "30 done, 0 to the per-event job"
         assert sorted(m.payload["tag"] for m in receiver.received) == sorted(f"backlog:{i}" for i in range(30))
+    finally:
+        await context["channels"].push.close()
+        await receiver.stop()
+
+
+async def test_a_batch_never_waits_for_subscription_rows_another_transaction_holds(committed, settings):
+    """Two batches can write one person's subscriptions at once (two notifications to them in two
+    batches). Neither waits for the other, so they cannot deadlock (which would roll one back and make it
+    send everything again): a row another transaction holds is left to it."""
+    receiver = await PushReceiver().start()
+    context = await worker_context(committed, settings)
+    try:
+        event_ids = await notify_many(committed, receiver, 2, "held")
+        for fake in list(receiver.subscriptions.values())[1:]:
+            fake.script = [410]  # the second person's subscription is dead
+        async with committed() as other, other.begin():
+            await other.execute(select(PushSubscription.id).where(PushSubscription.endpoint.in_(
+                [fake.endpoint for fake in receiver.subscriptions.values()])).with_for_update())
+            # The batch completes while the other transaction holds both rows.
+            result = await asyncio.wait_for(notification_jobs.deliver_outbox_batch(context, event_ids), 20)
+            assert result == "2 done, 0 to the per-event job"
+        async with committed() as session:
+            rows = (await session.execute(select(PushSubscription.endpoint, PushSubscription.last_success_at)
+                                          .join(StaffUser, StaffUser.id == PushSubscription.owner_id)
+                                          .where(StaffUser.email.like("held%")))).all()
+            # Both writes were skipped: the dead one goes at its next 410, the other is stamped next time.
+            assert len(rows) == 2 and all(at is None for _, at in rows)
+            attempts = (await session.execute(select(DeliveryAttempt.status).join(
+                Notification, Notification.id == DeliveryAttempt.notification_id)
+                .where(Notification.key.like("held:%")).order_by(DeliveryAttempt.id))).scalars().all()
+            assert sorted(attempts) == ["failed", "gone", "sent"]
     finally:
         await context["channels"].push.close()
         await receiver.stop()

@@ -11,6 +11,7 @@ from backend.domains.customers import service as customers
 from backend.domains.notifications import delivery, messages, service
 from backend.domains.notifications.models import DeliveryAttempt, Notification, PushSubscription
 from backend.domains.notifications.service import NotificationRequest
+from backend.domains.outbox import service as outbox
 from backend.domains.outbox.models import OutboxEvent
 from backend.lib.db import utcnow
 from tests.factories import as_principal, make_branch, make_user
@@ -124,7 +125,7 @@ async def test_a_batch_with_mixed_outcomes(session_maker, session, redis, push_r
     assert push_receiver.requests == 5
 
 
-async def test_a_notification_that_cannot_be_rendered_does_not_hold_up_the_others(
+async def test_a_broken_notification_or_event_does_not_hold_up_the_others(
         session_maker, session, redis, push_receiver, channels, monkeypatch):
     def broken(params):
         return messages.Message(title=params["missing"], body="")
@@ -136,18 +137,23 @@ async def test_a_notification_that_cannot_be_rendered_does_not_hold_up_the_other
     good = await service.notify(session, request("render:good", user))
     bad = await service.notify(session, NotificationRequest(key="render:bad", recipient_kind="staff",
                                                             recipient_id=user.id, template="test.broken"))
+    unreadable = await outbox.record(session, service.DELIVER, {"notification": "?"})
     await session.commit()
     good_event, bad_event = await event_of(session, good), await event_of(session, bad)
     queue = FakeQueue()
     ctx = {"session_maker": session_maker, "channels": channels, "redis": queue}
 
-    assert await notification_jobs.deliver_outbox_batch(ctx, [good_event.id, bad_event.id]) == \
-        "1 done, 1 to the per-event job"
+    assert await notification_jobs.deliver_outbox_batch(ctx, [good_event.id, bad_event.id, unreadable.id]) == \
+        "1 done, 2 to the per-event job"
     assert [r.payload["tag"] for r in push_receiver.for_subscription(fake)] == ["render:good"]
+    # The template raised: nothing was written for it; it waits out a back-off, then goes one by one.
     await session.refresh(bad_event)
     assert bad_event.status == "pending" and bad_event.attempts == 1 and "KeyError" in bad_event.last_error
-    assert await attempts(session, bad) == []  # nothing was written for it
-    assert [job[:3] for job in queue.jobs] == [("process_outbox_event", (bad_event.id,), f"outbox-{bad_event.id}")]
+    assert await attempts(session, bad) == []
+    # The batch cannot read the other event's payload: it goes one by one at once, failing there alone.
+    assert sorted(job[:3] for job in queue.jobs) == sorted([
+        ("process_outbox_event", (bad_event.id,), f"outbox-{bad_event.id}"),
+        ("process_outbox_event", (unreadable.id,), f"outbox-{unreadable.id}")])
 
 
 async def test_push_ttl_defaults_to_the_setting(session, redis, push_receiver, channels, settings, monkeypatch):

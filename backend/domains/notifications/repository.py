@@ -191,13 +191,22 @@ async def add_attempts(session: AsyncSession, attempts: list[dict]) -> None:
         await session.execute(insert(DeliveryAttempt), attempts)
 
 
+def _unheld_subscriptions(ids: list[int]):
+    """Those of these subscriptions that no other transaction holds. Two batches may write one person's
+    subscriptions at once; skipping the other's rows (it writes the same thing) means neither waits, so
+    they can never deadlock, which would roll a whole batch back and send it again."""
+    return PushSubscription.id.in_(select(PushSubscription.id).where(PushSubscription.id == _any(ids, Integer))
+                                   .with_for_update(skip_locked=True).scalar_subquery())
+
+
 async def delete_subscriptions(session: AsyncSession, subscription_ids: Iterable[int]) -> None:
+    """Dead subscriptions (404/410). One that another batch holds goes at its next 404/410."""
     if ids := sorted(set(subscription_ids)):
-        await session.execute(delete(PushSubscription).where(PushSubscription.id == _any(ids, Integer))
+        await session.execute(delete(PushSubscription).where(_unheld_subscriptions(ids))
                               .execution_options(synchronize_session="fetch"))
 
 
 async def mark_subscriptions_working(session: AsyncSession, subscription_ids: Iterable[int], at: datetime) -> None:
     if ids := sorted(set(subscription_ids)):
-        await session.execute(update(PushSubscription).where(PushSubscription.id == _any(ids, Integer))
+        await session.execute(update(PushSubscription).where(_unheld_subscriptions(ids))
                               .values(last_success_at=at).execution_options(synchronize_session="fetch"))
