@@ -241,10 +241,10 @@ async def _push(item: _Ready, channels: Channels, result: _Result) -> _ChannelRe
     n = item.notification
     payload = rules.push_payload(item.message.title, item.message.body, n.url, tag=n.key)
     topic = rules.push_topic(n.key)
-    answers = await asyncio.gather(*(
-        channels.push.send(sub.endpoint, sub.p256dh, sub.auth, payload, ttl=n.ttl_seconds, urgency=n.urgency,
-                           topic=topic)
-        for sub in item.subscriptions))
+    sends = [channels.push.send(sub.endpoint, sub.p256dh, sub.auth, payload, ttl=n.ttl_seconds, urgency=n.urgency,
+                                topic=topic) for sub in item.subscriptions]
+    # Most people have one device: awaiting it directly spares a task per message.
+    answers = [await sends[0]] if len(sends) == 1 else await asyncio.gather(*sends)
     outcomes, errors, retry_after = [], [], None
     for sub, answer in zip(item.subscriptions, answers, strict=True):
         host = urlsplit(sub.endpoint).hostname or ""

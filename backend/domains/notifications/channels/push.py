@@ -35,14 +35,14 @@ class PushSender:
         self._vapid = Vapid02.from_pem(private_pem.encode())
         self._subject = subject
         self._session = session
-        self._timeout = timeout
+        self._timeout = aiohttp.ClientTimeout(total=timeout)  # made once: aiohttp would make one per request
         self._max_in_flight = max_in_flight
         self._turns = asyncio.Semaphore(max_in_flight)
         self._headers: dict[str, tuple[float, dict[str, str]]] = {}
 
     async def __aenter__(self) -> PushSender:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout),
+            self._session = aiohttp.ClientSession(timeout=self._timeout,
                                                   connector=aiohttp.TCPConnector(limit=self._max_in_flight))
         return self
 
