@@ -25,7 +25,6 @@ without holding up the others.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -42,7 +41,6 @@ from .channels.push import PushSender
 from .channels.sms import SmsProvider
 from .models import Notification
 
-log = logging.getLogger("forecourt.notifications")
 # How long a batch waits for its sends (well inside the worker's 120 s job timeout, which would roll the
 # whole batch back and send it all again). A notification still sending then is left pending and handed
 # back as an error, to be retried; only it may reach someone twice.
@@ -220,6 +218,7 @@ async def _try_channels(item: _Ready, channels: Channels, result: _Result) -> _R
 
 
 async def _record(session: AsyncSession, notifications: list[Notification], results: dict[int, _Result]) -> None:
+    """The batch's writes: a handful of statements however many notifications it holds."""
     attempts = [attempt | {"notification_id": n.id} for n in notifications if n.id in results
                 for attempt in results[n.id].attempts]
     await repository.add_attempts(session, attempts)
