@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 PO     := $(wildcard web/locale/*/LC_MESSAGES/messages.po)
 MO     := $(PO:.po=.mo)
 
-.PHONY: install run test lint i18n-extract services-stop clean bench
+.PHONY: install run test lint i18n-extract services-stop clean bench bench-push
 
 install: $(STAMP) $(MO)
 
@@ -38,6 +38,10 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/http_baseline.py
+
+# Issue 4's targets: Web Push per second from one worker, and the scheduler's sweep among 1,000,000 rows.
+bench-push: install
+	$(BIN)/python bench/push_fanout.py $(BENCH_ARGS)
 
 # For developers: after adding strings, extract them and update the catalogs, then translate.
 i18n-extract: install

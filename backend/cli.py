@@ -89,6 +89,12 @@ def worker(check: bool) -> None:
 
     if check:
         sys.exit(_check_worker_health(WorkerSettings))
+    try:  # uvloop (installed with uvicorn[standard]) roughly halves the event loop's share of each push
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # arq takes the loop from the policy
     sys.exit(run_supervised(WorkerSettings, max_restarts=settings.worker_max_restarts,
                             window=settings.worker_restart_window_seconds,
                             delay=settings.worker_restart_delay_seconds))

@@ -99,6 +99,9 @@ class WorkerSettings:
         # keep_result=0: the job id frees as soon as the job ends, so the sweeper can enqueue the
         # event again if it is still pending; max_tries covers the channel back-offs.
         func(notification_jobs.process_outbox_event, keep_result=0, max_tries=20),
+        # Every job id is new (see enqueue_outbox_events); a batch cut short by a shutdown runs again.
+        # Its sends stop after delivery.SEND_BUDGET_SECONDS, well inside the job timeout.
+        func(notification_jobs.deliver_outbox_batch, keep_result=0, max_tries=5),
         # A 100,000-row import takes well under a minute; the timeout leaves room for slow machines.
         func(stock_jobs.import_vehicles, keep_result=0, max_tries=5, timeout=900),
     ]

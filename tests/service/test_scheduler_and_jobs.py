@@ -23,7 +23,7 @@ class FakeQueue:
     def __init__(self):
         self.jobs = []
 
-    async def enqueue_job(self, name, *args, _job_id=None):
+    async def enqueue_job(self, name, *args, _job_id=None, _defer_by=None):
         self.jobs.append((name, args, _job_id))
 
     async def exists(self, *keys):  # the sweeper asks whether a job it could not enqueue is running
@@ -109,7 +109,7 @@ async def test_outbox_job_delivers_once_and_sweeper_finds_stragglers(session_mak
         assert await notification_jobs.sweep_outbox(ctx) >= 1
     finally:
         settings.outbox_sweep_delay_seconds = original
-    assert ("process_outbox_event", (event.id,), f"outbox-{event.id}") in queue.jobs
+    assert [args for name, args, _ in queue.jobs if name == "deliver_outbox_batch"] == [([event.id],)]
 
     assert await notification_jobs.process_outbox_event(ctx, event.id) == "done"
     assert await notification_jobs.process_outbox_event(ctx, event.id) == "nothing to do"

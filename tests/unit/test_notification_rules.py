@@ -57,3 +57,38 @@ def test_topic_is_short_and_stable():
 def test_masking():
     assert rules.mask_email("li.na@example.com") == "l***@example.com"
     assert rules.mask_phone("13812345678") == "138****5678"
+
+
+def test_channels_that_gave_up_are_skipped_and_retries_are_counted():
+    plan = ["push", "email", "sms"]
+    assert rules.channels_to_try(plan, []) == [rules.ChannelStep("push", 0), rules.ChannelStep("email", 0),
+                                               rules.ChannelStep("sms", 0)]
+    history = [("push", "retry"), ("push", "retry"), ("push", "failed"), ("email", "retry")]
+    assert rules.channels_to_try(plan, history) == [rules.ChannelStep("email", 1), rules.ChannelStep("sms", 0)]
+    # Per-device push answers ("sent", "gone", "rejected") neither give up the channel nor count as retries.
+    assert rules.channels_to_try(["push"], [("push", "gone"), ("push", "rejected")]) == [rules.ChannelStep("push", 0)]
+
+
+def test_what_a_channel_answer_means():
+    assert rules.after_channel("sent", 0) is rules.Next.DELIVERED
+    assert rules.after_channel("retry", 0) is rules.Next.RETRY
+    assert rules.after_channel("retry", rules.MAX_ATTEMPTS_PER_CHANNEL - 2) is rules.Next.RETRY
+    assert rules.after_channel("retry", rules.MAX_ATTEMPTS_PER_CHANNEL - 1) is rules.Next.FALL_BACK
+    assert rules.after_channel("failed", 0) is rules.Next.FALL_BACK
+
+
+def test_one_push_to_several_devices():
+    D, G, R, F = (rules.PushOutcome.DELIVERED, rules.PushOutcome.GONE, rules.PushOutcome.RETRY,
+                  rules.PushOutcome.FAILED)
+    assert rules.push_result([G, D]) == "sent"
+    assert rules.push_result([G, R, F]) == "retry"
+    assert rules.push_result([G, F]) == "failed"
+    assert rules.push_result([]) == "failed"
+
+
+def test_push_ttl_uses_the_default_and_stays_within_what_push_services_keep():
+    assert rules.push_ttl(None, 86400) == 86400
+    assert rules.push_ttl(60, 86400) == 60
+    assert rules.push_ttl(0, 86400) == 0  # "deliver now or never" is a valid TTL
+    assert rules.push_ttl(-5, 86400) == 0
+    assert rules.push_ttl(10**9, 86400) == rules.MAX_PUSH_TTL

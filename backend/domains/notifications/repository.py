@@ -1,12 +1,29 @@
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Integer, and_, any_, delete, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.domains.accounts.models import StaffUser
+from backend.domains.customers.models import Customer
 from backend.domains.outbox.models import OutboxEvent
 
 from .models import DeliveryAttempt, Notification, NotificationPreference, PushSubscription
+
+Person = tuple[str, int]  # (recipient kind, id): ("staff", 7) or ("customer", 42)
+
+
+def _any(ids: Iterable[int], type_=BigInteger):
+    """``= ANY($1)`` with one array parameter: one prepared statement whatever the batch size (an IN list
+    would make a new statement, and a new server-side plan, for every length)."""
+    return any_(literal(list(ids), ARRAY(type_)))
+
+
+def _ids_of(people: Iterable[Person], kind: str) -> list[int]:
+    return sorted({person_id for person_kind, person_id in people if person_kind == kind})
 
 
 async def insert_notification(session: AsyncSession, values: dict) -> int | None:
@@ -105,3 +122,110 @@ async def given_up(session: AsyncSession, *, kind: str, branch_id: int | None,
 
 async def count_given_up(session: AsyncSession, *, kind: str, branch_id: int | None) -> int:
     return await session.scalar(select(func.count()).select_from(_given_up_query(kind, branch_id).subquery()))
+
+
+# -- delivery in batches (backend.domains.notifications.delivery) ---------------------------------
+
+
+async def lock_pending_notifications(session: AsyncSession, notification_ids: list[int]) -> list[Notification]:
+    """The notifications among these that are still pending and that no other worker holds, locked until
+    the caller's transaction ends (``SKIP LOCKED``: two workers never send the same notification)."""
+    if not notification_ids:
+        return []
+    result = await session.execute(
+        select(Notification).where(Notification.id == _any(notification_ids), Notification.status == "pending")
+        .order_by(Notification.id).with_for_update(skip_locked=True)
+    )
+    return list(result.scalars())
+
+
+async def recipients(session: AsyncSession, people: Iterable[Person]) -> dict[Person, dict]:
+    """Locale and addresses of each person who can be told (inactive staff cannot): two queries."""
+    people = list(people)
+    found: dict[Person, dict] = {}
+    if staff_ids := _ids_of(people, "staff"):
+        rows = await session.execute(
+            select(StaffUser.id, StaffUser.locale, StaffUser.email)
+            .where(StaffUser.id == _any(staff_ids, Integer), StaffUser.is_active.is_(True)))
+        for row in rows:
+            found[("staff", row.id)] = {"locale": row.locale, "email": row.email, "phone": None,
+                                        "marketing_consent": False}
+    if customer_ids := _ids_of(people, "customer"):
+        rows = await session.execute(
+            select(Customer.id, Customer.locale, Customer.email, Customer.phone, Customer.marketing_consent)
+            .where(Customer.id == _any(customer_ids, Integer)))
+        for row in rows:
+            found[("customer", row.id)] = {"locale": row.locale, "email": row.email, "phone": row.phone,
+                                           "marketing_consent": row.marketing_consent}
+    return found
+
+
+def _of_people(kind_column, id_column, people: list[Person]):
+    """``(kind = 'staff' AND id = ANY(...)) OR (kind = 'customer' AND id = ANY(...))``: each half uses the
+    (kind, id) index."""
+    return or_(*(and_(kind_column == kind, id_column == _any(ids, Integer))
+                 for kind in ("staff", "customer") if (ids := _ids_of(people, kind))))
+
+
+async def preferences_of(session: AsyncSession, people: Iterable[Person]) -> dict[Person, NotificationPreference]:
+    people = list(people)
+    if not people:
+        return {}
+    result = await session.execute(select(NotificationPreference).where(
+        _of_people(NotificationPreference.recipient_kind, NotificationPreference.recipient_id, people)))
+    return {(p.recipient_kind, p.recipient_id): p for p in result.scalars()}
+
+
+async def subscriptions_of_people(session: AsyncSession, people: Iterable[Person]) -> dict[Person, list]:
+    """Each person's push subscriptions (id, endpoint, p256dh, auth), oldest first."""
+    people = list(people)
+    if not people:
+        return {}
+    rows = await session.execute(
+        select(PushSubscription.id, PushSubscription.owner_kind, PushSubscription.owner_id,
+               PushSubscription.endpoint, PushSubscription.p256dh, PushSubscription.auth)
+        .where(_of_people(PushSubscription.owner_kind, PushSubscription.owner_id, people))
+        .order_by(PushSubscription.id))
+    found: dict[Person, list] = {}
+    for row in rows:
+        found.setdefault((row.owner_kind, row.owner_id), []).append(row)
+    return found
+
+
+async def attempt_history(session: AsyncSession, notification_ids: list[int]) -> dict[int, list[tuple[str, str]]]:
+    """(channel, status) of the earlier attempts of each notification, oldest first."""
+    rows = await session.execute(
+        select(DeliveryAttempt.notification_id, DeliveryAttempt.channel, DeliveryAttempt.status)
+        .where(DeliveryAttempt.notification_id == _any(notification_ids))
+        .order_by(DeliveryAttempt.at, DeliveryAttempt.id))
+    history: dict[int, list[tuple[str, str]]] = {}
+    for row in rows:
+        history.setdefault(row.notification_id, []).append((row.channel, row.status))
+    return history
+
+
+async def add_attempts(session: AsyncSession, attempts: list[dict]) -> None:
+    """Many attempts in one round trip (an executemany of one prepared INSERT)."""
+    if attempts:
+        await session.execute(insert(DeliveryAttempt), attempts)
+
+
+def _unheld_subscriptions(ids: list[int]):
+    """Those of these subscriptions that no other transaction holds. Two batches may write one person's
+    subscriptions at once; skipping the other's rows (it writes the same thing) means neither waits, so
+    they can never deadlock, which would roll a whole batch back and send it again."""
+    return PushSubscription.id.in_(select(PushSubscription.id).where(PushSubscription.id == _any(ids, Integer))
+                                   .with_for_update(skip_locked=True).scalar_subquery())
+
+
+async def delete_subscriptions(session: AsyncSession, subscription_ids: Iterable[int]) -> None:
+    """Dead subscriptions (404/410). One that another batch holds goes at its next 404/410."""
+    if ids := sorted(set(subscription_ids)):
+        await session.execute(delete(PushSubscription).where(_unheld_subscriptions(ids))
+                              .execution_options(synchronize_session="fetch"))
+
+
+async def mark_subscriptions_working(session: AsyncSession, subscription_ids: Iterable[int], at: datetime) -> None:
+    if ids := sorted(set(subscription_ids)):
+        await session.execute(update(PushSubscription).where(_unheld_subscriptions(ids))
+                              .values(last_success_at=at).execution_options(synchronize_session="fetch"))

@@ -11,6 +11,7 @@ from enum import StrEnum
 CHANNELS = ("push", "email", "sms")
 PUSH_PAYLOAD_LIMIT = 3993  # RFC 8291: 4096-byte record minus 86 bytes of header and 16 of tag, minus padding byte
 MAX_ATTEMPTS_PER_CHANNEL = 5
+MAX_PUSH_TTL = 28 * 24 * 3600  # push services keep an undelivered message four weeks at most (FCM: 28 days)
 
 
 class Category(StrEnum):
@@ -42,6 +43,41 @@ def plan_channels(preferred: list[str] | None, reach: Reachability, category: st
     return [c for c in order if reachable[c]]
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelStep:
+    channel: str
+    retries: int  # temporary failures already recorded on this channel for this notification
+
+
+def channels_to_try(plan: list[str], history: list[tuple[str, str]]) -> list[ChannelStep]:
+    """The planned channels that have not given up on this notification yet, in order.
+
+    ``history`` holds the (channel, status) of earlier attempts: a channel with a "failed" attempt is
+    done with this notification (we fall back past it); its "retry" attempts count towards its limit.
+    """
+    steps = []
+    for channel in plan:
+        statuses = [status for tried, status in history if tried == channel]
+        if "failed" not in statuses:
+            steps.append(ChannelStep(channel, statuses.count("retry")))
+    return steps
+
+
+class Next(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # keep the notification pending and try this channel again after a back-off
+    FALL_BACK = "fall_back"  # this channel gave up: try the next one
+
+
+def after_channel(result: str, retries: int) -> Next:
+    """What a channel's answer (sent | retry | failed) means, given its earlier temporary failures."""
+    if result == "sent":
+        return Next.DELIVERED
+    if result == "retry" and retries + 1 < MAX_ATTEMPTS_PER_CHANNEL:
+        return Next.RETRY
+    return Next.FALL_BACK
+
+
 class PushOutcome(StrEnum):
     DELIVERED = "delivered"
     GONE = "gone"  # the subscription is dead: remove it
@@ -59,10 +95,26 @@ def classify_push_status(status: int) -> PushOutcome:
     return PushOutcome.FAILED  # 400 bad request, 413 too large, 401/403 VAPID problems
 
 
+def push_result(outcomes: list[PushOutcome]) -> str:
+    """One message to all of a person's devices: "sent" when one took it, "retry" when none did but one
+    may later, else "failed" (every device gone or refusing)."""
+    if PushOutcome.DELIVERED in outcomes:
+        return "sent"
+    if PushOutcome.RETRY in outcomes:
+        return "retry"
+    return "failed"
+
+
 def backoff_seconds(attempt: int, base: float = 5.0, cap: float = 900.0, retry_after: int | None = None) -> float:
     """Exponential back-off (5 s, 10 s, 20 s ... up to 15 min); the service's Retry-After wins if longer."""
     delay = min(cap, base * (2 ** max(0, attempt - 1)))
     return max(delay, float(retry_after or 0))
+
+
+def push_ttl(requested: int | None, default: int) -> int:
+    """Seconds a push service keeps an undelivered message: the notification's own, else the configured
+    default, never negative and never more than push services keep anything."""
+    return max(0, min(MAX_PUSH_TTL, default if requested is None else requested))
 
 
 def push_topic(notification_key: str) -> str:

@@ -14,8 +14,9 @@ from backend.domains.outbox import service as outbox
 from backend.lib.db import utcnow
 from backend.lib.errors import Forbidden, Invalid, NotFound
 from backend.lib.i18n import gettext as _
+from backend.lib.settings import get_settings
 
-from . import messages, repository
+from . import messages, repository, rules
 from .models import Notification, NotificationPreference, PushSubscription
 from .rules import Category
 
@@ -32,7 +33,7 @@ class NotificationRequest:
     url: str | None = None
     category: str = Category.SERVICE
     urgency: str = "normal"
-    ttl_seconds: int = 24 * 3600
+    ttl_seconds: int | None = None  # how long a push service keeps it undelivered; None: FORECOURT_PUSH_TTL_SECONDS
     branch_id: int | None = None
 
 
@@ -47,7 +48,8 @@ async def notify(session: AsyncSession, request: NotificationRequest) -> int | N
     notification_id = await repository.insert_notification(session, {
         "key": request.key, "recipient_kind": request.recipient_kind, "recipient_id": request.recipient_id,
         "template": request.template, "params": request.params, "url": request.url,
-        "category": str(request.category), "urgency": request.urgency, "ttl_seconds": request.ttl_seconds,
+        "category": str(request.category), "urgency": request.urgency,
+        "ttl_seconds": rules.push_ttl(request.ttl_seconds, get_settings().push_ttl_seconds),
         "branch_id": request.branch_id,
     })
     if notification_id is not None:

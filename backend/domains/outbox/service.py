@@ -2,9 +2,10 @@
 
 A service calls :func:`record`; the row is written with the state change. When the session commits,
 the SQLAlchemy ``after_commit`` hook passes the new ids to the process's dispatcher (the app's or the
-worker's arq pool), which enqueues ``process_outbox_event`` with job id ``outbox-<id>``. Nothing is
-enqueued before the commit, and nothing is lost if the enqueue fails: the sweeper
-(:func:`due_for_sweep`) finds rows still pending after ``outbox_sweep_delay_seconds``.
+worker's arq pool), which enqueues batch jobs (``workers.notification_jobs.enqueue_outbox_events``;
+they claim their events with :func:`claim_batch`). Nothing is enqueued before the commit, and nothing
+is lost if the enqueue fails: the sweeper (:func:`due_for_sweep`) finds rows still pending after
+``outbox_sweep_delay_seconds``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import TypeVar
 
-from sqlalchemy import event, select, update
+from sqlalchemy import BigInteger, all_, any_, event, literal, literal_column, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -143,7 +145,7 @@ async def due_for_sweep(session: AsyncSession, older_than: timedelta, limit: int
     now = utcnow()
     result = await session.execute(
         select(OutboxEvent.id)
-        .where(OutboxEvent.status == "pending", OutboxEvent.available_at <= now - older_than)
+        .where(OutboxEvent.status == _PENDING, OutboxEvent.available_at <= now - older_than)
         .order_by(OutboxEvent.available_at)
         .limit(limit)
     )
@@ -153,3 +155,49 @@ async def due_for_sweep(session: AsyncSession, older_than: timedelta, limit: int
 async def requeue(session: AsyncSession, ids: Iterable[int]) -> None:
     """Make events available now (used by an admin 'retry' and by tests)."""
     await session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(list(ids))).values(available_at=utcnow()))
+
+
+# -- batches: the worker's batch job claims many events at once -------------------------------------
+
+# A literal, not a bind parameter: ix_outbox_pending is a partial index WHERE status = 'pending', and a
+# generic plan for "status = $1" (which a reused prepared statement may get) could not use it.
+_PENDING = literal_column("'pending'")
+
+
+async def claim_batch(session: AsyncSession, event_ids: list[int], *, fill_kind: str, limit: int) -> list[OutboxEvent]:
+    """Pending, due events that no other worker holds, locked until the caller's transaction ends: the
+    named ones first (any kind), then the oldest other due events of ``fill_kind`` up to ``limit``, so
+    that one job also drains a backlog. ``SKIP LOCKED``: two workers never hold the same event.
+
+    An event is due when its ``available_at`` has come (a deferred retry owns it until then).
+    """
+    due_by = utcnow() + timedelta(seconds=1)
+    claimed: list[OutboxEvent] = []
+    if event_ids:
+        result = await session.execute(
+            select(OutboxEvent)
+            .where(OutboxEvent.id == any_(literal(list(event_ids), ARRAY(BigInteger))),
+                   OutboxEvent.status == _PENDING, OutboxEvent.available_at <= due_by)
+            .order_by(OutboxEvent.id).limit(limit).with_for_update(skip_locked=True)
+        )
+        claimed = list(result.scalars())
+    if len(claimed) < limit:
+        result = await session.execute(
+            select(OutboxEvent)
+            .where(OutboxEvent.status == _PENDING, OutboxEvent.available_at <= due_by,
+                   OutboxEvent.kind == fill_kind,
+                   OutboxEvent.id != all_(literal([e.id for e in claimed], ARRAY(BigInteger))))
+            .order_by(OutboxEvent.available_at).limit(limit - len(claimed)).with_for_update(skip_locked=True)
+        )
+        claimed += result.scalars()
+    return claimed
+
+
+async def mark_done_many(session: AsyncSession, event_ids: list[int]) -> None:
+    """What :func:`mark_done` does, for many events in one statement."""
+    if event_ids:
+        await session.execute(
+            update(OutboxEvent).where(OutboxEvent.id == any_(literal(list(event_ids), ARRAY(BigInteger))))
+            .values(status="done", processed_at=utcnow(), attempts=OutboxEvent.attempts + 1)
+            .execution_options(synchronize_session="fetch")
+        )

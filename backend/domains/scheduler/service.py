@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,9 +62,15 @@ async def cancel(session: AsyncSession, *, key: str | None = None, record_type: 
     return (await session.execute(query)).rowcount
 
 
+# A literal, not a bind parameter: ix_scheduled_task_due is a partial index WHERE status = 'pending', and
+# a generic plan for "status = $1" (which a reused prepared statement may get) could not use it: the
+# sweep would read the whole table instead of the few due rows.
+_PENDING = literal_column("'pending'")
+
+
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[ScheduledTask]:
     result = await session.execute(
-        select(ScheduledTask).where(ScheduledTask.status == "pending", ScheduledTask.due_at <= now)
+        select(ScheduledTask).where(ScheduledTask.status == _PENDING, ScheduledTask.due_at <= now)
         .order_by(ScheduledTask.due_at).limit(limit).with_for_update(skip_locked=True)
     )
     return list(result.scalars())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from dataclasses import dataclass
@@ -30,8 +31,12 @@ def message_id(key: str, sender: str) -> str:
 
 
 class EmailSender:
-    def __init__(self, settings: Settings) -> None:
+    """Sends over a connection of its own per message, at most ``max_connections`` at once: a worker
+    delivers a batch at a time, and an SMTP server refuses clients that open too many."""
+
+    def __init__(self, settings: Settings, max_connections: int = 10) -> None:
         self.settings = settings
+        self._connections = asyncio.Semaphore(max_connections)
 
     @property
     def configured(self) -> bool:
@@ -51,11 +56,12 @@ class EmailSender:
     async def send(self, message: EmailMessage) -> EmailResult:
         s = self.settings
         try:
-            await aiosmtplib.send(
-                message, hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username,
-                password=s.smtp_password, start_tls=s.smtp_starttls if not s.smtp_use_tls else False,
-                use_tls=s.smtp_use_tls, timeout=15,
-            )
+            async with self._connections:
+                await aiosmtplib.send(
+                    message, hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username,
+                    password=s.smtp_password, start_tls=s.smtp_starttls if not s.smtp_use_tls else False,
+                    use_tls=s.smtp_use_tls, timeout=15,
+                )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return EmailResult(ok=False, transient=False, error=str(exc)[:300])
         except aiosmtplib.SMTPResponseException as exc:

@@ -2,10 +2,15 @@
 
 VAPID headers are signed once per push service origin and reused until shortly before they expire:
 signing per message would cost more than the encryption.
+
+A worker sends many messages at once (batches of a hundred, several batches at a time). At most
+``max_in_flight`` requests run at once, as many as the connection pool holds: the others wait their turn
+before their timeout starts, so a slow push service makes a batch slower, not a batch of false timeouts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -26,16 +31,19 @@ class PushResult:
 
 class PushSender:
     def __init__(self, private_pem: str, subject: str, session: aiohttp.ClientSession | None = None,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, max_in_flight: int = 100) -> None:
         self._vapid = Vapid02.from_pem(private_pem.encode())
         self._subject = subject
         self._session = session
-        self._timeout = timeout
+        self._timeout = aiohttp.ClientTimeout(total=timeout)  # made once: aiohttp would make one per request
+        self._max_in_flight = max_in_flight
+        self._turns = asyncio.Semaphore(max_in_flight)
         self._headers: dict[str, tuple[float, dict[str, str]]] = {}
 
     async def __aenter__(self) -> PushSender:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+            self._session = aiohttp.ClientSession(timeout=self._timeout,
+                                                  connector=aiohttp.TCPConnector(limit=self._max_in_flight))
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -67,19 +75,20 @@ class PushSender:
             headers["Topic"] = topic
         pusher = WebPusher({"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}},
                            aiohttp_session=self._session)
-        try:
-            response = await pusher.send_async(payload, headers, ttl=ttl, content_encoding="aes128gcm",
-                                               timeout=self._timeout)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            # No answer: treat like a 503 so it is retried with back-off.
-            return PushResult(status=503, error=f"{type(exc).__name__}: {exc}"[:300])
-        except ValueError as exc:
-            # Keys we cannot encrypt for (a point off the curve): this browser can never be reached;
-            # answer like a push service refusing the request, so the next channel takes over.
-            return PushResult(status=400, error=f"cannot encrypt for this subscription: {exc}"[:300])
-        retry_after = response.headers.get("Retry-After")
-        error = None if response.status < 300 else (await response.text())[:300]
-        response.release()
+        async with self._turns:
+            try:
+                response = await pusher.send_async(payload, headers, ttl=ttl, content_encoding="aes128gcm",
+                                                   timeout=self._timeout)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # No answer: treat like a 503 so it is retried with back-off.
+                return PushResult(status=503, error=f"{type(exc).__name__}: {exc}"[:300])
+            except ValueError as exc:
+                # Keys we cannot encrypt for (a point off the curve): this browser can never be reached;
+                # answer like a push service refusing the request, so the next channel takes over.
+                return PushResult(status=400, error=f"cannot encrypt for this subscription: {exc}"[:300])
+            retry_after = response.headers.get("Retry-After")
+            error = None if response.status < 300 else (await response.text())[:300]
+            response.release()
         return PushResult(status=response.status,
                           retry_after=int(retry_after) if retry_after and retry_after.isdigit() else None,
                           error=error)

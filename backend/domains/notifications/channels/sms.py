@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -39,11 +40,13 @@ class LoggingSmsProvider:
 
 
 class HttpSmsProvider:
-    """POSTs a JSON body made from a template to the gateway's URL."""
+    """POSTs a JSON body made from a template to the gateway's URL, at most ``max_in_flight`` at once (a
+    worker delivers a batch at a time; gateways limit their clients)."""
 
     def __init__(self, url: str, template: str, authorization: str | None = None,
-                 client: httpx.AsyncClient | None = None) -> None:
+                 client: httpx.AsyncClient | None = None, max_in_flight: int = 10) -> None:
         self.url = url
+        self._in_flight = asyncio.Semaphore(max_in_flight)
         self.template = template
         self.headers = {"Content-Type": "application/json"}
         if authorization:
@@ -56,7 +59,8 @@ class HttpSmsProvider:
 
     async def send(self, phone: str, text: str) -> SmsResult:
         try:
-            response = await self.client.post(self.url, content=self.body(phone, text), headers=self.headers)
+            async with self._in_flight:
+                response = await self.client.post(self.url, content=self.body(phone, text), headers=self.headers)
         except httpx.HTTPError as exc:
             return SmsResult(ok=False, transient=True, error=f"{type(exc).__name__}: {exc}"[:300])
         if response.status_code < 300:
