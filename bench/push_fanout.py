@@ -60,44 +60,20 @@ os.environ.setdefault("FORECOURT_LOG_LEVEL", "WARNING")
 
 from aiohttp import web  # noqa: E402
 
-from backend.lib.scratchdb import database_url_for, drop_database, recreate_database  # noqa: E402
+from backend.lib.scratchdb import (  # noqa: E402
+    claim_redis_db,
+    database_url_for,
+    drop_database,
+    recreate_database,
+    redis_url_for,
+    release_redis_db,
+)
 from tests.push_receiver import PushReceiver  # noqa: E402
 
 BENCH_DB = f"forecourt_bench_push_{os.getpid()}"
 
 
 # -- servers --------------------------------------------------------------------------------------------
-
-
-def redis_url_for(base_url: str, db: int) -> str:
-    if base_url.startswith("unix://"):
-        return base_url.split("?")[0] + f"?db={db}"
-    head = base_url.rsplit("/", 1)[0] if base_url.count("/") > 2 else base_url
-    return f"{head}/{db}"
-
-
-def claim_redis_db(base_redis_url: str) -> int:
-    """A Redis database number no test run or other bench uses (the tests' claim keys in db 0)."""
-    import redis as sync_redis
-
-    client = sync_redis.Redis.from_url(redis_url_for(base_redis_url, 0))
-    try:
-        for number in range(13, 0, -1):
-            if client.set(f"forecourt-test-db-claim:{number}", f"bench-{os.getpid()}", nx=True, ex=3600):
-                return number
-    finally:
-        client.close()
-    raise RuntimeError("no free Redis database number")
-
-
-def release_redis_db(base_redis_url: str, number: int) -> None:
-    import redis as sync_redis
-
-    client = sync_redis.Redis.from_url(redis_url_for(base_redis_url, 0))
-    try:
-        client.delete(f"forecourt-test-db-claim:{number}")
-    finally:
-        client.close()
 
 
 class TimedReceiver(PushReceiver):
@@ -498,7 +474,7 @@ async def main(args) -> int:
     from backend.lib.migrate import upgrade
 
     base_db, base_redis = ensure_services()
-    number = claim_redis_db(base_redis)
+    number = claim_redis_db(base_redis, owner=f"bench-{os.getpid()}")
     redis_url = redis_url_for(base_redis, number)
     await recreate_database(base_db, BENCH_DB)
     database_url = database_url_for(base_db, BENCH_DB)

@@ -57,26 +57,23 @@ if str(ROOT) not in sys.path:
 
 import asyncpg  # noqa: E402
 
-from backend.lib.scratchdb import admin_connection, database_url_for, drop_database, recreate_database  # noqa: E402
+from backend.lib.scratchdb import (  # noqa: E402
+    admin_connection,
+    claim_redis_db,
+    database_url_for,
+    drop_database,
+    recreate_database,
+    redis_url_for,
+    release_redis_db,
+)
 
 BENCH_DB = "forecourt_bench_stock"
-BENCH_REDIS_DB = 12
 HOST = "127.0.0.1"
 
 
 def configured_urls() -> tuple[str | None, str | None]:
     return (os.environ.get("FORECOURT_DATABASE_URL") or os.environ.get("DATABASE_URL"),
             os.environ.get("FORECOURT_REDIS_URL") or os.environ.get("REDIS_URL"))
-
-
-def redis_url_for(base_url: str, db: int) -> str:
-    from urllib.parse import parse_qsl, urlsplit, urlunsplit
-
-    parts = urlsplit(base_url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"]
-    if parts.scheme == "unix":
-        return urlunsplit(parts._replace(query=urlencode(query + [("db", str(db))])))
-    return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
 
 
 def server_env(database_url: str, redis_url: str, log_level: str) -> dict[str, str]:
@@ -366,7 +363,8 @@ def main() -> int:
 
         base_db, base_redis = ensure_services()
     database_url = database_url_for(base_db, args.database)
-    redis_url = redis_url_for(base_redis, BENCH_REDIS_DB)
+    redis_number = claim_redis_db(base_redis, owner=f"bench-{os.getpid()}")  # never a test run's number
+    redis_url = redis_url_for(base_redis, redis_number)
     env = server_env(database_url, redis_url, args.log_level)
     pool_size = args.pool_size or args.clients
     env["FORECOURT_DB_POOL_SIZE"] = str(pool_size)
@@ -468,6 +466,7 @@ def main() -> int:
             process.terminate()
             process.wait(timeout=15)
         asyncio.run(_flush(redis_url))
+        release_redis_db(base_redis, redis_number)
         if not args.keep:
             asyncio.run(drop_database(base_db, args.database))
         log.unlink(missing_ok=True)

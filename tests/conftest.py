@@ -37,18 +37,19 @@ from sqlalchemy.pool import NullPool
 from backend.lib.embedded import ensure_services
 from backend.lib.migrate import upgrade
 from backend.lib.redis import make_redis
-from backend.lib.scratchdb import admin_connection, database_url_for, drop_database, recreate_database  # noqa: F401
+from backend.lib.scratchdb import (  # noqa: F401 - re-exported for the test folders
+    admin_connection,
+    claim_redis_db,
+    database_url_for,
+    drop_database,
+    recreate_database,
+    redis_url_for,
+    release_redis_db,
+)
 from backend.lib.settings import get_settings
 
 # Per run, so two runs on one server (two checkouts, a developer and CI) never drop each other's database.
 TEST_DB = f"forecourt_test_{os.getpid()}"
-
-
-def redis_url_for(base_url: str, db: int) -> str:
-    if base_url.startswith("unix://"):
-        return base_url.split("?")[0] + f"?db={db}"
-    head = base_url.rsplit("/", 1)[0] if base_url.count("/") > 2 else base_url
-    return f"{head}/{db}"
 
 
 @pytest.fixture(scope="session")
@@ -97,35 +98,9 @@ async def session(session_maker) -> AsyncIterator[AsyncSession]:
         yield s
 
 
-def claim_redis_db(base_redis_url: str) -> int:
-    """A Redis database number no other concurrent test run is using (1-13; a lock key in db 0).
-
-    Two runs sharing one number would flush each other's keys between tests."""
-    import redis as sync_redis
-
-    client = sync_redis.Redis.from_url(redis_url_for(base_redis_url, 0))
-    try:
-        for number in range(1, 14):
-            if client.set(f"forecourt-test-db-claim:{number}", os.getpid(), nx=True, ex=3600):
-                return number
-    finally:
-        client.close()
-    raise RuntimeError("no free Redis database for the tests (13 concurrent runs?)")
-
-
-def release_redis_db(base_redis_url: str, number: int) -> None:
-    import redis as sync_redis
-
-    client = sync_redis.Redis.from_url(redis_url_for(base_redis_url, 0))
-    try:
-        client.delete(f"forecourt-test-db-claim:{number}")
-    finally:
-        client.close()
-
-
 @pytest.fixture(scope="session")
 def redis_url(base_urls):
-    number = claim_redis_db(base_urls[1])
+    number = claim_redis_db(base_urls[1], owner=f"tests-{os.getpid()}")
     yield redis_url_for(base_urls[1], number)
     release_redis_db(base_urls[1], number)
 

@@ -132,7 +132,7 @@ async def live_server(base_urls, tmp_path_factory) -> AsyncIterator[str]:
     base_db, base_redis = base_urls
     await recreate_database(base_db, E2E_DB)
     database_url = database_url_for(base_db, E2E_DB)
-    redis_number = claim_redis_db(base_redis)
+    redis_number = claim_redis_db(base_redis, owner=f"tests-{os.getpid()}")
     redis_url = redis_url_for(base_redis, redis_number)
     process = None
     try:

@@ -71,7 +71,7 @@ async def stock_server(base_urls, tmp_path_factory) -> AsyncIterator[dict]:
     base_db, base_redis = base_urls
     await recreate_database(base_db, STOCK_DB)
     database_url = database_url_for(base_db, STOCK_DB)
-    redis_number = claim_redis_db(base_redis)
+    redis_number = claim_redis_db(base_redis, owner=f"tests-{os.getpid()}")
     redis_url = redis_url_for(base_redis, redis_number)
     server = worker = None
     try:

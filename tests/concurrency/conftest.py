@@ -76,7 +76,7 @@ async def two_apps(base_urls, tmp_path_factory) -> AsyncIterator[Apps]:
     base_db, base_redis = base_urls
     await recreate_database(base_db, RACE_DB)
     database_url = database_url_for(base_db, RACE_DB)
-    number = claim_redis_db(base_redis)
+    number = claim_redis_db(base_redis, owner=f"tests-{os.getpid()}")
     redis_url = redis_url_for(base_redis, number)
     engine = create_async_engine(database_url, poolclass=NullPool)
     processes: list[asyncio.subprocess.Process] = []
