@@ -138,7 +138,7 @@ class DriveView:
     vehicle: Vehicle
     branch: Branch
     customer: Customer
-    salesperson: StaffUser | None
+    salesperson: StaffUser | Salesperson | None
     token: str | None = None  # only right after booking (or its replay), or on the customer's own link
     replayed: bool = False
 
@@ -149,6 +149,14 @@ class DriveView:
     @property
     def tz(self) -> str:
         return self.branch.timezone
+
+
+@dataclass(frozen=True, slots=True)
+class Salesperson:
+    """Who goes along, as a booking's answer and messages show them (read with the busy times, no ORM load)."""
+
+    id: int
+    name: str
 
 
 class _Taken(Exception):
@@ -240,37 +248,42 @@ class TestDriveService:
     # -- who is free when -----------------------------------------------------------------------------
 
     async def _busy(self, plan: Plan, first: datetime, last: datetime, *, online: bool,
-                    ignore_drive: int | None = None, with_people: bool = False) -> tuple:
-        """When the car is busy, and the salespeople who could go along with when they are busy (two queries);
-        ``with_people`` adds them by id."""
-        rows = [(user, hours) for user, hours in await repository.salespeople_of(self.session, plan.branch.id)
-                if not online or hours is None or hours.takes_online]
+                    ignore_drive: int | None = None, with_people: bool = False,
+                    days: tuple[date, date] | None = None) -> tuple:
+        """When the car is busy, and the salespeople who could go along with when they are busy (one query, no
+        ORM objects); ``with_people`` adds who they are by id, ``days`` the branch's holidays on those days."""
+        first_day, last_day = days or (date.max, date.min)
+        rows, drives, holidays = await repository.team_and_busy(
+            self.session, branch_id=plan.branch.id, vehicle_id=plan.vehicle.id, first=first, last=last,
+            first_day=first_day, last_day=last_day)
+        rows = [row for row in rows if not online or row[3]]
         car_busy: list[tuple[datetime, datetime]] = []
         busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-        for vehicle_id, person, start, until, drive_id in await repository.busy_between(
-                self.session, first=first, last=last, vehicle_id=plan.vehicle.id,
-                salesperson_ids=[u.id for u, _h in rows]):
+        for vehicle_id, person, start, until, drive_id in drives:
             if drive_id == ignore_drive:
                 continue
             if vehicle_id == plan.vehicle.id:
                 car_busy.append((start, until))
             busy[person].append((start, until))
-        team = [SalespersonSpec(id=user.id, busy=tuple(busy[user.id]),
-                                working_hours=hours.working_hours if hours and hours.working_hours
-                                else plan.branch.opening_hours) for user, hours in rows]
+        team = [SalespersonSpec(id=person_id, busy=tuple(busy[person_id]),
+                                working_hours=hours or plan.branch.opening_hours)
+                for person_id, _name, hours, _online in rows]
+        found = (car_busy, team)
         if with_people:
-            return car_busy, team, {user.id: user for user, _hours in rows}
-        return car_busy, team
+            found += ({person_id: Salesperson(person_id, name) for person_id, name, _h, _o in rows},)
+        if days is not None:
+            found += (holidays,)
+        return found
 
     async def _free(self, plan: Plan, first: date, last: date, *, earliest: datetime, online: bool,
                     limit: int | None = None, exclude: datetime | None = None,
                     ignore_drive: int | None = None) -> list[Slot]:
         """Free slots of the car from local day ``first`` to ``last`` (three queries whatever the span)."""
-        holidays = await branch_repository.holidays_between(self.session, plan.branch.id, first, last)
         start, end = plan.day_start(first), plan.day_start(last + timedelta(days=1))
         # Drives that started the evening before can still hold someone in the morning.
         window = (start - timedelta(days=1), end + timedelta(days=1))
-        car_busy, team = await self._busy(plan, *window, online=online, ignore_drive=ignore_drive)
+        car_busy, team, holidays = await self._busy(plan, *window, online=online, ignore_drive=ignore_drive,
+                                                    days=(first, last))
         grid = [at for n in range((last - first).days + 1) for at in plan.grid(first + timedelta(days=n), holidays)]
         return rules.free_slots(grid, drive_minutes=plan.drive_minutes, buffer_minutes=plan.buffer, car_busy=car_busy,
                                 salespeople=team, tz=plan.tz, earliest=earliest, limit=limit, exclude=exclude)
@@ -334,13 +347,15 @@ class TestDriveService:
         plan = await self.bookable(data.vehicle_id, principal=principal)
         vehicle = plan.vehicle
         now = utcnow()
-        start = await self._slot(plan, data.start, now, staff=staff)
-        start, end, until = rules.blocked(start, plan.drive_minutes, plan.buffer)
         online = source == Source.ONLINE
+        seen = await self._look(plan, data.start, online=online)
+        start = await self._slot(plan, data.start, now, staff=staff, holidays=seen[3] if seen else None)
+        start, end, until = rules.blocked(start, plan.drive_minutes, plan.buffer)
         try:
             # A first look without queueing: when the car is already taken (committed), refuse at once rather
             # than wait behind bookings of the same car at other times. The look after queueing decides.
-            await self._candidates(plan, start, online=online, principal=principal)
+            await self._candidates(plan, start, online=online, principal=principal, seen=seen)
+            known = await repository.customer_by_phone(self.session, plan.branch.id, phone)  # before queueing
             async with self.session.begin_nested():
                 claim_id = None
                 if key_hash is not None:  # first: a retry waits here for the request it repeats
@@ -351,7 +366,7 @@ class TestDriveService:
                 await repository.queue_for(self.session, rules.lock_keys(rules.CAR_LOCKS, vehicle.id, start,
                                                                          until))  # see _insert
                 candidates, people = await self._candidates(plan, start, online=online, principal=principal)
-                customer = await self._customer(plan.branch, data, phone, principal)
+                customer = known or await self._customer(plan.branch, data, phone, principal)
                 drive = await self._insert(candidates, {
                     "reference": self._reference(), "branch_id": plan.branch.id, "vehicle_id": vehicle.id,
                     "customer_id": customer.id, "status": DriveStatus.BOOKED.value, "source": source,
@@ -391,15 +406,16 @@ class TestDriveService:
         return view
 
     async def _candidates(self, plan: Plan, start: datetime, *, online: bool, principal=None,
-                          ignore_drive: int | None = None) -> tuple[list[int], dict[int, StaffUser]]:
+                          ignore_drive: int | None = None, seen: tuple | None = None
+                          ) -> tuple[list[int], dict[int, Salesperson]]:
         """The salespeople who could go along, best first (and who they are); raises _Taken when the car or
         everyone is busy. Called after queueing for the car, so the car's busy times are current; the
-        salespeople's may not be, and the exclusion constraints decide."""
+        salespeople's may not be, and the exclusion constraints decide. ``seen``: what :meth:`_look` read."""
         _start, end, until = rules.blocked(start, plan.drive_minutes, plan.buffer)
-        window = (plan.day_start(rules.local_day(start, plan.tz)) - timedelta(days=1),
-                  plan.day_start(rules.local_day(start, plan.tz)) + timedelta(days=2))
-        car_busy, team, people = await self._busy(plan, *window, online=online, ignore_drive=ignore_drive,
-                                                  with_people=True)
+        if seen is None:
+            seen = await self._busy(plan, *self._window(plan, start), online=online, ignore_drive=ignore_drive,
+                                    with_people=True)
+        car_busy, team, people = seen[:3]
         if any(rules.overlaps((start, until), busy) for busy in car_busy):
             raise _Taken(start, car_busy, team)
         free = rules.free_salespeople(start, plan.drive_minutes, plan.buffer, team, plan.tz)
@@ -409,6 +425,20 @@ class TestDriveService:
         if not free:
             raise _Taken(start, car_busy, team)
         return free[:MAX_SALESPERSON_TRIES], people
+
+    def _window(self, plan: Plan, start: datetime) -> tuple[datetime, datetime]:
+        """The busy times that matter for a drive starting at ``start`` (the day before to the day after)."""
+        day = plan.day_start(rules.local_day(start, plan.tz))
+        return day - timedelta(days=1), day + timedelta(days=2)
+
+    async def _look(self, plan: Plan, wanted: datetime, *, online: bool) -> tuple | None:
+        """One query for everything a booking's first look needs: the car's and the team's busy times around
+        the wanted day, who the salespeople are, and that day's holidays (None for a time without a zone,
+        which :meth:`_slot` refuses)."""
+        if wanted.tzinfo is None:
+            return None
+        day = rules.local_day(wanted, plan.tz)
+        return await self._busy(plan, *self._window(plan, wanted), online=online, with_people=True, days=(day, day))
 
     async def _next_after_taken(self, plan: Plan, taken: _Taken, *, after: datetime, online: bool,
                                 ignore_drive: int | None = None) -> list[Slot]:
@@ -485,13 +515,15 @@ class TestDriveService:
             raise Invalid(next(iter(fields.values())), fields=fields)
         return phone
 
-    async def _slot(self, plan: Plan, wanted: datetime, now: datetime, *, staff: bool) -> datetime:
+    async def _slot(self, plan: Plan, wanted: datetime, now: datetime, *, staff: bool,
+                    holidays: set[date] | None = None) -> datetime:
         if wanted.tzinfo is None:
             message = _("Give the time with its time zone, e.g. 2030-05-01T10:00:00+08:00.")
             raise Invalid(message, fields={"start": message})
         slot = wanted.astimezone(ZoneInfo(plan.tz))
         day = rules.local_day(slot, plan.tz)
-        holidays = await branch_repository.holidays_between(self.session, plan.branch.id, day, day)
+        if holidays is None:
+            holidays = await branch_repository.holidays_between(self.session, plan.branch.id, day, day)
         problem = rules.slot_problem(
             slot, grid=plan.grid(day, holidays),
             window=rules.opening_window(day, plan.branch.opening_hours, plan.tz, holidays), now=now,
