@@ -355,7 +355,7 @@ class TestDriveService:
             # A first look without queueing: when the car is already taken (committed), refuse at once rather
             # than wait behind bookings of the same car at other times. The look after queueing decides.
             await self._candidates(plan, start, online=online, principal=principal, seen=seen)
-            known = await repository.customer_by_phone(self.session, plan.branch.id, phone)  # before queueing
+            customer = await repository.customer_by_phone(self.session, plan.branch.id, phone)
             async with self.session.begin_nested():
                 claim_id = None
                 if key_hash is not None:  # first: a retry waits here for the request it repeats
@@ -366,14 +366,18 @@ class TestDriveService:
                 await repository.queue_for(self.session, rules.lock_keys(rules.CAR_LOCKS, vehicle.id, start,
                                                                          until))  # see _insert
                 candidates, people = await self._candidates(plan, start, online=online, principal=principal)
-                customer = known or await self._customer(plan.branch, data, phone, principal)
+                # Only a booking that is about to win writes the customer and the lead (the losers queued
+                # behind it do nothing but look); the lead first, so the drive is inserted with it.
+                customer = customer or await self._new_customer(plan.branch, data, phone, principal)
+                lead, guessed = await self._lead_for_booking(plan.branch.id, customer, vehicle, source,
+                                                             candidates[0], now)
                 drive = await self._insert(candidates, {
                     "reference": self._reference(), "branch_id": plan.branch.id, "vehicle_id": vehicle.id,
                     "customer_id": customer.id, "status": DriveStatus.BOOKED.value, "source": source,
                     "starts_at": start, "ends_at": end, "blocked_until": until, "key_handed_over": False,
-                    "created_by_label": principal.audit_label if staff else "customer"})
-                lead = await self._lead_after_booking(drive, customer, vehicle, now)
-                drive.lead_id = lead.id
+                    "lead_id": lead.id, "created_by_label": principal.audit_label if staff else "customer"})
+                if guessed and lead.salesperson_id != drive.salesperson_id:  # another salesperson went along
+                    lead.salesperson_id = drive.salesperson_id
                 token = await customers.issue_tracking_link(self.session, customer=customer, record_type=TEST_DRIVE,
                                                             record_id=drive.id, valid_for=TRACKING_VALID_FOR)
                 view = DriveView(drive=drive, vehicle=vehicle, branch=plan.branch, customer=customer, token=token,
@@ -534,12 +538,9 @@ class TestDriveService:
             raise Invalid(problem, fields={"start": problem})
         return slot
 
-    async def _customer(self, branch: Branch, data: BookingIn, phone: str, principal) -> Customer:
-        """The branch's customer with this mobile number, else a new one. A public form never changes an
-        existing customer's details (anyone may type anyone's number)."""
-        existing = await repository.customer_by_phone(self.session, branch.id, phone)
-        if existing is not None:
-            return existing
+    async def _new_customer(self, branch: Branch, data: BookingIn, phone: str, principal) -> Customer:
+        """A customer for a mobile number the branch does not know yet (the caller looked it up first: a public
+        form never changes an existing customer's details, since anyone may type anyone's number)."""
         return await customers.create_customer(
             self.session, branch_id=branch.id, name=data.name, phone=phone, email=data.email,
             locale=normalize(data.locale) or current_locale(), marketing_consent=data.marketing_consent,
@@ -548,29 +549,32 @@ class TestDriveService:
     def _reference(self) -> str:
         return "D" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(7))
 
-    async def _lead_after_booking(self, drive: TestDrive, customer: Customer, vehicle: Vehicle,
-                                  now: datetime) -> Lead:
-        """Create the customer's open lead at the test-drive stage, or move theirs forward."""
+    async def _lead_for_booking(self, branch_id: int, customer: Customer, vehicle: Vehicle, source: str,
+                                salesperson_id: int, now: datetime) -> tuple[Lead, bool]:
+        """Create the customer's open lead at the test-drive stage, or move theirs forward, just before the drive
+        is inserted with it. The lead's salesperson is the one likely to go along; True when it was set so, for
+        the caller to correct once the drive has its own."""
         lead = await repository.start_lead(self.session, {
-            "branch_id": drive.branch_id, "customer_id": customer.id, "salesperson_id": drive.salesperson_id,
-            "stage": rules.lead_stage_after_booking(None), "channel": drive.source,
+            "branch_id": branch_id, "customer_id": customer.id, "salesperson_id": salesperson_id,
+            "stage": rules.lead_stage_after_booking(None), "channel": source,
             "vehicle_interest": car_label(vehicle)[:120]})
         if lead is not None:
             await audit.record(self.session, actor_kind="system", actor_id=None, actor_label="test drive",
                                action="create", entity="lead", entity_id=lead.id, branch_id=lead.branch_id,
                                after={"stage": lead.stage, "channel": lead.channel})
-            return lead
+            return lead, True
         lead = await repository.open_lead(self.session, customer.id, for_update=True)
         before = lead.stage
         lead.stage = rules.lead_stage_after_booking(lead.stage)
         lead.vehicle_interest = car_label(vehicle)[:120]
-        lead.salesperson_id = lead.salesperson_id or drive.salesperson_id
+        guessed = lead.salesperson_id is None
+        lead.salesperson_id = lead.salesperson_id or salesperson_id
         lead.updated_at = now
         if lead.stage != before:
             await audit.record(self.session, actor_kind="system", actor_id=None, actor_label="test drive",
                                action="update", entity="lead", entity_id=lead.id, branch_id=lead.branch_id,
                                before={"stage": before}, after={"stage": lead.stage})
-        return lead
+        return lead, guessed
 
     # -- one drive ------------------------------------------------------------------------------------
 
