@@ -148,6 +148,15 @@ async def queue_for(session: AsyncSession, keys: list[int]) -> None:
                           {"keys": sorted(keys)})
 
 
+async def try_queue_for(session: AsyncSession, keys: list[int]) -> bool:
+    """``queue_for`` without waiting: True when every lock was free (and is now held); False when another
+    transaction holds one. Call it in a savepoint and roll that back on False, which releases those taken."""
+    result = await session.execute(
+        text("SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+        {"keys": sorted(keys)})
+    return bool(result.scalar())
+
+
 # -- busy intervals ----------------------------------------------------------------------------------
 
 

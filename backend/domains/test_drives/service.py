@@ -167,6 +167,10 @@ class _Taken(Exception):
         self.slot, self.car_busy, self.team = slot, car_busy, team
 
 
+class _Busy(Exception):
+    """A salesperson someone else is booking at this time right now (rolls back the try's savepoint)."""
+
+
 class _Replay(Exception):
     def __init__(self, record) -> None:
         self.record = record
@@ -468,15 +472,27 @@ class TestDriveService:
         when its savepoint rolls back): overlapping inserts come one after the other, bookings at other times
         do not wait, and the constraint answers at once. Cars are always locked before salespeople, each in
         ascending order, so no two bookings wait for each other. The constraint still decides; the locks only
-        keep the losers from waiting on each other."""
-        for salesperson_id in candidates:
+        keep the losers from waiting on each other.
+
+        A salesperson whose lock another booking holds (the same person for another car at the same time: the
+        least busy is everybody's first choice) is skipped rather than waited for, which would mean waiting for
+        that booking's commit; only the last candidate is waited for."""
+        last = len(candidates) - 1
+        for n, salesperson_id in enumerate(candidates):
+            keys = rules.lock_keys(rules.SALESPERSON_LOCKS, salesperson_id, values["starts_at"],
+                                   values["blocked_until"])
             try:
                 async with self.session.begin_nested():
-                    await repository.queue_for(self.session, rules.lock_keys(
-                        rules.SALESPERSON_LOCKS, salesperson_id, values["starts_at"], values["blocked_until"]))
+                    if n < last:
+                        if not await repository.try_queue_for(self.session, keys):
+                            raise _Busy()
+                    else:
+                        await repository.queue_for(self.session, keys)
                     result = await self.session.execute(insert(TestDrive).values(salesperson_id=salesperson_id,
                                                                                  **values).returning(TestDrive))
                     return result.scalar_one()
+            except _Busy:
+                continue  # someone is booking this salesperson at this time right now: the next one
             except IntegrityError as exc:
                 constraint = violated_exclusion(exc)
                 if constraint == SALESPERSON_BUSY:
