@@ -148,6 +148,15 @@ async def queue_for(session: AsyncSession, keys: list[int]) -> None:
                           {"keys": sorted(keys)})
 
 
+async def try_queue_for(session: AsyncSession, keys: list[int]) -> bool:
+    """``queue_for`` without waiting: True when every lock was free (and is now held); False when another
+    transaction holds one. Call it in a savepoint and roll that back on False, which releases those taken."""
+    result = await session.execute(
+        text("SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+        {"keys": sorted(keys)})
+    return bool(result.scalar())
+
+
 # -- busy intervals ----------------------------------------------------------------------------------
 
 
@@ -168,6 +177,39 @@ async def busy_between(session: AsyncSession, *, first: datetime, last: datetime
         .where(or_(*holders), TestDrive.status.in_([s.value for s in ACTIVE]),
                TestDrive.starts_at < last, TestDrive.blocked_until > first))
     return [tuple(row) for row in result.all()]
+
+
+# The statuses are ``rules.ACTIVE`` (literals, so that the plan is generic-friendly).
+TEAM_AND_BUSY_SQL = text("""
+SELECT 's' AS kind, u.id AS a, NULL::int AS b, NULL::int AS c, NULL::timestamptz AS t1, NULL::timestamptz AS t2,
+       u.name AS name, h.working_hours AS hours, coalesce(h.takes_online, true) AS online, NULL::date AS day
+  FROM staff_user u LEFT JOIN test_drive_salesperson h ON h.staff_user_id = u.id
+ WHERE u.branch_id = :branch_id AND u.role = 'sales' AND u.is_active
+UNION ALL
+SELECT 'b', d.vehicle_id, d.salesperson_id, d.id, d.starts_at, d.blocked_until, NULL, NULL, NULL, NULL
+  FROM test_drive d
+ WHERE (d.vehicle_id = :vehicle_id OR d.salesperson_id IN (
+            SELECT s.id FROM staff_user s WHERE s.branch_id = :branch_id AND s.role = 'sales' AND s.is_active))
+   AND d.status IN ('booked', 'checked_out') AND d.starts_at < :last AND d.blocked_until > :first
+UNION ALL
+SELECT 'h', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, bh.day
+  FROM branch_holiday bh
+ WHERE bh.branch_id = :branch_id AND bh.day BETWEEN :first_day AND :last_day
+""")
+
+
+async def team_and_busy(session: AsyncSession, *, branch_id: int, vehicle_id: int, first: datetime, last: datetime,
+                        first_day: date, last_day: date) -> tuple[list[tuple], list[tuple], set[date]]:
+    """What a booking decides from, in one round trip and without loading ORM objects: the branch's active
+    salespeople ``(id, name, working_hours or None, takes_online)`` by id, the drives that hold the car or one of
+    them in [first, last) ``(vehicle_id, salesperson_id, starts_at, blocked_until, id)``, and the branch's
+    holidays from ``first_day`` to ``last_day``."""
+    rows = (await session.execute(TEAM_AND_BUSY_SQL, {
+        "branch_id": branch_id, "vehicle_id": vehicle_id, "first": first, "last": last, "first_day": first_day,
+        "last_day": last_day})).all()
+    team = sorted((r.a, r.name, r.hours, r.online) for r in rows if r.kind == "s")
+    busy = [(r.a, r.b, r.t1, r.t2, r.c) for r in rows if r.kind == "b"]
+    return team, busy, {r.day for r in rows if r.kind == "h"}
 
 
 # -- drives -------------------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ class DriveView:
     vehicle: Vehicle
     branch: Branch
     customer: Customer
-    salesperson: StaffUser | None
+    salesperson: StaffUser | Salesperson | None
     token: str | None = None  # only right after booking (or its replay), or on the customer's own link
     replayed: bool = False
 
@@ -151,12 +151,24 @@ class DriveView:
         return self.branch.timezone
 
 
+@dataclass(frozen=True, slots=True)
+class Salesperson:
+    """Who goes along, as a booking's answer and messages show them (read with the busy times, no ORM load)."""
+
+    id: int
+    name: str
+
+
 class _Taken(Exception):
     """Raised inside the booking savepoint so that it rolls back; becomes a Conflict outside. Carries what
     was read about the car and the salespeople, when that is current enough to offer the next slots from."""
 
     def __init__(self, slot: datetime, car_busy: list | None = None, team: list | None = None) -> None:
         self.slot, self.car_busy, self.team = slot, car_busy, team
+
+
+class _Busy(Exception):
+    """A salesperson someone else is booking at this time right now (rolls back the try's savepoint)."""
 
 
 class _Replay(Exception):
@@ -240,37 +252,42 @@ class TestDriveService:
     # -- who is free when -----------------------------------------------------------------------------
 
     async def _busy(self, plan: Plan, first: datetime, last: datetime, *, online: bool,
-                    ignore_drive: int | None = None, with_people: bool = False) -> tuple:
-        """When the car is busy, and the salespeople who could go along with when they are busy (two queries);
-        ``with_people`` adds them by id."""
-        rows = [(user, hours) for user, hours in await repository.salespeople_of(self.session, plan.branch.id)
-                if not online or hours is None or hours.takes_online]
+                    ignore_drive: int | None = None, with_people: bool = False,
+                    days: tuple[date, date] | None = None) -> tuple:
+        """When the car is busy, and the salespeople who could go along with when they are busy (one query, no
+        ORM objects); ``with_people`` adds who they are by id, ``days`` the branch's holidays on those days."""
+        first_day, last_day = days or (date.max, date.min)
+        rows, drives, holidays = await repository.team_and_busy(
+            self.session, branch_id=plan.branch.id, vehicle_id=plan.vehicle.id, first=first, last=last,
+            first_day=first_day, last_day=last_day)
+        rows = [row for row in rows if not online or row[3]]
         car_busy: list[tuple[datetime, datetime]] = []
         busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-        for vehicle_id, person, start, until, drive_id in await repository.busy_between(
-                self.session, first=first, last=last, vehicle_id=plan.vehicle.id,
-                salesperson_ids=[u.id for u, _h in rows]):
+        for vehicle_id, person, start, until, drive_id in drives:
             if drive_id == ignore_drive:
                 continue
             if vehicle_id == plan.vehicle.id:
                 car_busy.append((start, until))
             busy[person].append((start, until))
-        team = [SalespersonSpec(id=user.id, busy=tuple(busy[user.id]),
-                                working_hours=hours.working_hours if hours and hours.working_hours
-                                else plan.branch.opening_hours) for user, hours in rows]
+        team = [SalespersonSpec(id=person_id, busy=tuple(busy[person_id]),
+                                working_hours=hours or plan.branch.opening_hours)
+                for person_id, _name, hours, _online in rows]
+        found = (car_busy, team)
         if with_people:
-            return car_busy, team, {user.id: user for user, _hours in rows}
-        return car_busy, team
+            found += ({person_id: Salesperson(person_id, name) for person_id, name, _h, _o in rows},)
+        if days is not None:
+            found += (holidays,)
+        return found
 
     async def _free(self, plan: Plan, first: date, last: date, *, earliest: datetime, online: bool,
                     limit: int | None = None, exclude: datetime | None = None,
                     ignore_drive: int | None = None) -> list[Slot]:
         """Free slots of the car from local day ``first`` to ``last`` (three queries whatever the span)."""
-        holidays = await branch_repository.holidays_between(self.session, plan.branch.id, first, last)
         start, end = plan.day_start(first), plan.day_start(last + timedelta(days=1))
         # Drives that started the evening before can still hold someone in the morning.
         window = (start - timedelta(days=1), end + timedelta(days=1))
-        car_busy, team = await self._busy(plan, *window, online=online, ignore_drive=ignore_drive)
+        car_busy, team, holidays = await self._busy(plan, *window, online=online, ignore_drive=ignore_drive,
+                                                    days=(first, last))
         grid = [at for n in range((last - first).days + 1) for at in plan.grid(first + timedelta(days=n), holidays)]
         return rules.free_slots(grid, drive_minutes=plan.drive_minutes, buffer_minutes=plan.buffer, car_busy=car_busy,
                                 salespeople=team, tz=plan.tz, earliest=earliest, limit=limit, exclude=exclude)
@@ -334,13 +351,15 @@ class TestDriveService:
         plan = await self.bookable(data.vehicle_id, principal=principal)
         vehicle = plan.vehicle
         now = utcnow()
-        start = await self._slot(plan, data.start, now, staff=staff)
-        start, end, until = rules.blocked(start, plan.drive_minutes, plan.buffer)
         online = source == Source.ONLINE
+        seen = await self._look(plan, data.start, online=online)
+        start = await self._slot(plan, data.start, now, staff=staff, holidays=seen[3] if seen else None)
+        start, end, until = rules.blocked(start, plan.drive_minutes, plan.buffer)
         try:
             # A first look without queueing: when the car is already taken (committed), refuse at once rather
             # than wait behind bookings of the same car at other times. The look after queueing decides.
-            await self._candidates(plan, start, online=online, principal=principal)
+            await self._candidates(plan, start, online=online, principal=principal, seen=seen)
+            customer = await repository.customer_by_phone(self.session, plan.branch.id, phone)
             async with self.session.begin_nested():
                 claim_id = None
                 if key_hash is not None:  # first: a retry waits here for the request it repeats
@@ -351,14 +370,18 @@ class TestDriveService:
                 await repository.queue_for(self.session, rules.lock_keys(rules.CAR_LOCKS, vehicle.id, start,
                                                                          until))  # see _insert
                 candidates, people = await self._candidates(plan, start, online=online, principal=principal)
-                customer = await self._customer(plan.branch, data, phone, principal)
+                # Only a booking that is about to win writes the customer and the lead (the losers queued
+                # behind it do nothing but look); the lead first, so the drive is inserted with it.
+                customer = customer or await self._new_customer(plan.branch, data, phone, principal)
+                lead, guessed = await self._lead_for_booking(plan.branch.id, customer, vehicle, source,
+                                                             candidates[0], now)
                 drive = await self._insert(candidates, {
                     "reference": self._reference(), "branch_id": plan.branch.id, "vehicle_id": vehicle.id,
                     "customer_id": customer.id, "status": DriveStatus.BOOKED.value, "source": source,
                     "starts_at": start, "ends_at": end, "blocked_until": until, "key_handed_over": False,
-                    "created_by_label": principal.audit_label if staff else "customer"})
-                lead = await self._lead_after_booking(drive, customer, vehicle, now)
-                drive.lead_id = lead.id
+                    "lead_id": lead.id, "created_by_label": principal.audit_label if staff else "customer"})
+                if guessed and lead.salesperson_id != drive.salesperson_id:  # another salesperson went along
+                    lead.salesperson_id = drive.salesperson_id
                 token = await customers.issue_tracking_link(self.session, customer=customer, record_type=TEST_DRIVE,
                                                             record_id=drive.id, valid_for=TRACKING_VALID_FOR)
                 view = DriveView(drive=drive, vehicle=vehicle, branch=plan.branch, customer=customer, token=token,
@@ -391,15 +414,16 @@ class TestDriveService:
         return view
 
     async def _candidates(self, plan: Plan, start: datetime, *, online: bool, principal=None,
-                          ignore_drive: int | None = None) -> tuple[list[int], dict[int, StaffUser]]:
+                          ignore_drive: int | None = None, seen: tuple | None = None
+                          ) -> tuple[list[int], dict[int, Salesperson]]:
         """The salespeople who could go along, best first (and who they are); raises _Taken when the car or
         everyone is busy. Called after queueing for the car, so the car's busy times are current; the
-        salespeople's may not be, and the exclusion constraints decide."""
+        salespeople's may not be, and the exclusion constraints decide. ``seen``: what :meth:`_look` read."""
         _start, end, until = rules.blocked(start, plan.drive_minutes, plan.buffer)
-        window = (plan.day_start(rules.local_day(start, plan.tz)) - timedelta(days=1),
-                  plan.day_start(rules.local_day(start, plan.tz)) + timedelta(days=2))
-        car_busy, team, people = await self._busy(plan, *window, online=online, ignore_drive=ignore_drive,
-                                                  with_people=True)
+        if seen is None:
+            seen = await self._busy(plan, *self._window(plan, start), online=online, ignore_drive=ignore_drive,
+                                    with_people=True)
+        car_busy, team, people = seen[:3]
         if any(rules.overlaps((start, until), busy) for busy in car_busy):
             raise _Taken(start, car_busy, team)
         free = rules.free_salespeople(start, plan.drive_minutes, plan.buffer, team, plan.tz)
@@ -409,6 +433,20 @@ class TestDriveService:
         if not free:
             raise _Taken(start, car_busy, team)
         return free[:MAX_SALESPERSON_TRIES], people
+
+    def _window(self, plan: Plan, start: datetime) -> tuple[datetime, datetime]:
+        """The busy times that matter for a drive starting at ``start`` (the day before to the day after)."""
+        day = plan.day_start(rules.local_day(start, plan.tz))
+        return day - timedelta(days=1), day + timedelta(days=2)
+
+    async def _look(self, plan: Plan, wanted: datetime, *, online: bool) -> tuple | None:
+        """One query for everything a booking's first look needs: the car's and the team's busy times around
+        the wanted day, who the salespeople are, and that day's holidays (None for a time without a zone,
+        which :meth:`_slot` refuses)."""
+        if wanted.tzinfo is None:
+            return None
+        day = rules.local_day(wanted, plan.tz)
+        return await self._busy(plan, *self._window(plan, wanted), online=online, with_people=True, days=(day, day))
 
     async def _next_after_taken(self, plan: Plan, taken: _Taken, *, after: datetime, online: bool,
                                 ignore_drive: int | None = None) -> list[Slot]:
@@ -434,15 +472,27 @@ class TestDriveService:
         when its savepoint rolls back): overlapping inserts come one after the other, bookings at other times
         do not wait, and the constraint answers at once. Cars are always locked before salespeople, each in
         ascending order, so no two bookings wait for each other. The constraint still decides; the locks only
-        keep the losers from waiting on each other."""
-        for salesperson_id in candidates:
+        keep the losers from waiting on each other.
+
+        A salesperson whose lock another booking holds (the same person for another car at the same time: the
+        least busy is everybody's first choice) is skipped rather than waited for, which would mean waiting for
+        that booking's commit; only the last candidate is waited for."""
+        last = len(candidates) - 1
+        for n, salesperson_id in enumerate(candidates):
+            keys = rules.lock_keys(rules.SALESPERSON_LOCKS, salesperson_id, values["starts_at"],
+                                   values["blocked_until"])
             try:
                 async with self.session.begin_nested():
-                    await repository.queue_for(self.session, rules.lock_keys(
-                        rules.SALESPERSON_LOCKS, salesperson_id, values["starts_at"], values["blocked_until"]))
+                    if n < last:
+                        if not await repository.try_queue_for(self.session, keys):
+                            raise _Busy()
+                    else:
+                        await repository.queue_for(self.session, keys)
                     result = await self.session.execute(insert(TestDrive).values(salesperson_id=salesperson_id,
                                                                                  **values).returning(TestDrive))
                     return result.scalar_one()
+            except _Busy:
+                continue  # someone is booking this salesperson at this time right now: the next one
             except IntegrityError as exc:
                 constraint = violated_exclusion(exc)
                 if constraint == SALESPERSON_BUSY:
@@ -485,13 +535,15 @@ class TestDriveService:
             raise Invalid(next(iter(fields.values())), fields=fields)
         return phone
 
-    async def _slot(self, plan: Plan, wanted: datetime, now: datetime, *, staff: bool) -> datetime:
+    async def _slot(self, plan: Plan, wanted: datetime, now: datetime, *, staff: bool,
+                    holidays: set[date] | None = None) -> datetime:
         if wanted.tzinfo is None:
             message = _("Give the time with its time zone, e.g. 2030-05-01T10:00:00+08:00.")
             raise Invalid(message, fields={"start": message})
         slot = wanted.astimezone(ZoneInfo(plan.tz))
         day = rules.local_day(slot, plan.tz)
-        holidays = await branch_repository.holidays_between(self.session, plan.branch.id, day, day)
+        if holidays is None:
+            holidays = await branch_repository.holidays_between(self.session, plan.branch.id, day, day)
         problem = rules.slot_problem(
             slot, grid=plan.grid(day, holidays),
             window=rules.opening_window(day, plan.branch.opening_hours, plan.tz, holidays), now=now,
@@ -502,12 +554,9 @@ class TestDriveService:
             raise Invalid(problem, fields={"start": problem})
         return slot
 
-    async def _customer(self, branch: Branch, data: BookingIn, phone: str, principal) -> Customer:
-        """The branch's customer with this mobile number, else a new one. A public form never changes an
-        existing customer's details (anyone may type anyone's number)."""
-        existing = await repository.customer_by_phone(self.session, branch.id, phone)
-        if existing is not None:
-            return existing
+    async def _new_customer(self, branch: Branch, data: BookingIn, phone: str, principal) -> Customer:
+        """A customer for a mobile number the branch does not know yet (the caller looked it up first: a public
+        form never changes an existing customer's details, since anyone may type anyone's number)."""
         return await customers.create_customer(
             self.session, branch_id=branch.id, name=data.name, phone=phone, email=data.email,
             locale=normalize(data.locale) or current_locale(), marketing_consent=data.marketing_consent,
@@ -516,29 +565,32 @@ class TestDriveService:
     def _reference(self) -> str:
         return "D" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(7))
 
-    async def _lead_after_booking(self, drive: TestDrive, customer: Customer, vehicle: Vehicle,
-                                  now: datetime) -> Lead:
-        """Create the customer's open lead at the test-drive stage, or move theirs forward."""
+    async def _lead_for_booking(self, branch_id: int, customer: Customer, vehicle: Vehicle, source: str,
+                                salesperson_id: int, now: datetime) -> tuple[Lead, bool]:
+        """Create the customer's open lead at the test-drive stage, or move theirs forward, just before the drive
+        is inserted with it. The lead's salesperson is the one likely to go along; True when it was set so, for
+        the caller to correct once the drive has its own."""
         lead = await repository.start_lead(self.session, {
-            "branch_id": drive.branch_id, "customer_id": customer.id, "salesperson_id": drive.salesperson_id,
-            "stage": rules.lead_stage_after_booking(None), "channel": drive.source,
+            "branch_id": branch_id, "customer_id": customer.id, "salesperson_id": salesperson_id,
+            "stage": rules.lead_stage_after_booking(None), "channel": source,
             "vehicle_interest": car_label(vehicle)[:120]})
         if lead is not None:
             await audit.record(self.session, actor_kind="system", actor_id=None, actor_label="test drive",
                                action="create", entity="lead", entity_id=lead.id, branch_id=lead.branch_id,
                                after={"stage": lead.stage, "channel": lead.channel})
-            return lead
+            return lead, True
         lead = await repository.open_lead(self.session, customer.id, for_update=True)
         before = lead.stage
         lead.stage = rules.lead_stage_after_booking(lead.stage)
         lead.vehicle_interest = car_label(vehicle)[:120]
-        lead.salesperson_id = lead.salesperson_id or drive.salesperson_id
+        guessed = lead.salesperson_id is None
+        lead.salesperson_id = lead.salesperson_id or salesperson_id
         lead.updated_at = now
         if lead.stage != before:
             await audit.record(self.session, actor_kind="system", actor_id=None, actor_label="test drive",
                                action="update", entity="lead", entity_id=lead.id, branch_id=lead.branch_id,
                                before={"stage": before}, after={"stage": lead.stage})
-        return lead
+        return lead, guessed
 
     # -- one drive ------------------------------------------------------------------------------------
 
