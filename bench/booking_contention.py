@@ -41,13 +41,19 @@ import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from backend.lib.scratchdb import database_url_for, drop_database, recreate_database  # noqa: E402
+from backend.lib.scratchdb import (  # noqa: E402
+    claim_redis_db,
+    database_url_for,
+    drop_database,
+    recreate_database,
+    redis_url_for,
+    release_redis_db,
+)
 
 BENCH_DB = f"forecourt_bench_td_{os.getpid()}"
 HOST = "127.0.0.1"
@@ -59,42 +65,19 @@ def configured_urls() -> tuple[str | None, str | None]:
             os.environ.get("FORECOURT_REDIS_URL") or os.environ.get("REDIS_URL"))
 
 
-def redis_url_for(base_url: str, db: int) -> str:
-    parts = urlsplit(base_url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"]
-    if parts.scheme == "unix":
-        return urlunsplit(parts._replace(query=urlencode(query + [("db", str(db))])))
-    return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
-
-
-def claim_redis_db(base_url: str) -> int:
-    """A Redis database number no concurrent test run or benchmark is using (the tests' lock keys)."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url_for(base_url, 0))
-    try:
-        for number in range(1, 14):
-            if client.set(f"forecourt-test-db-claim:{number}", os.getpid(), nx=True, ex=3600):
-                return number
-    finally:
-        client.close()
-    raise RuntimeError("no free Redis database")
-
-
-def release_redis_db(base_url: str, number: int) -> None:
-    import redis
-
-    client = redis.Redis.from_url(redis_url_for(base_url, 0))
-    try:
-        client.delete(f"forecourt-test-db-claim:{number}")
-        redis.Redis.from_url(redis_url_for(base_url, number)).flushdb()
-    finally:
-        client.close()
-
-
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
 
 
 def server_env(database_url: str, redis_url: str, pool_size: int) -> dict[str, str]:
@@ -282,8 +265,9 @@ def main() -> int:
 
         base_db, base_redis = ensure_services()
     database_url = database_url_for(base_db, BENCH_DB)
-    redis_number = claim_redis_db(base_redis)
+    redis_number = claim_redis_db(base_redis, owner=f"bench-{os.getpid()}")
     redis_url = redis_url_for(base_redis, redis_number)
+    flush_redis(redis_url)  # a number left by a killed run may hold its rate-limit counters
     env = server_env(database_url, redis_url, args.pool_size)
     process = None
     log = Path(tempfile.mkstemp(prefix="forecourt-td-bench-", suffix=".log")[1])
@@ -353,6 +337,7 @@ def main() -> int:
         if process is not None:
             process.terminate()
             process.wait(timeout=15)
+        flush_redis(redis_url)
         release_redis_db(base_redis, redis_number)
         asyncio.run(drop_database(base_db, BENCH_DB))
         if not failed:
