@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from backend.domains.customers import service as customers
+from backend.domains.notifications import delivery
 from backend.domains.notifications.models import Notification
 from backend.domains.repair_orders import photos, service
 from backend.domains.repair_orders.models import (
@@ -80,8 +81,9 @@ async def test_check_in_turns_the_appointment_into_a_repair_order(session, redis
     assert await events(session, order) == [(None, "open", "staff", staff.name)]
     assert (await session.get(ServiceVehicle, view.vehicle.id)).last_mileage_km == 20000
     told = await notified(session, f"repair_order:{order.id}:checked_in:customer")
-    assert told.template == "repair_order.checked_in" and told.url.startswith("/track/")
-    link = await customers.resolve_tracking_link(session, told.url.rsplit("/", 1)[1])
+    url = delivery.link_of(told)  # sealed at rest
+    assert told.template == "repair_order.checked_in" and url.startswith("/track/") and url not in told.url
+    link = await customers.resolve_tracking_link(session, url.rsplit("/", 1)[1])
     assert (link.record_type, link.record_id) == ("repair_order", order.id)
     # The appointment's own link now shows the repair order.
     _link, seen, appointment = await RepairOrderService(session).tracked(view.token)

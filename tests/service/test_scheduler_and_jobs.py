@@ -1,11 +1,13 @@
 """The follow-up scheduler and the outbox jobs, run in-process against the real database."""
 
+import json
 from datetime import timedelta
 
 import pytest
 from arq import Retry
 from sqlalchemy import select
 
+from backend.domains.notifications import delivery
 from backend.domains.notifications import service as notifications
 from backend.domains.notifications.models import Notification
 from backend.domains.notifications.service import NotificationRequest
@@ -142,3 +144,16 @@ async def test_outbox_job_asks_arq_to_retry_on_temporary_failure(session_maker, 
     await session.commit()
     assert await notification_jobs.process_outbox_event(ctx, event.id) == "done"
     assert len(push_receiver.for_subscription(fake)) == 1
+
+
+async def test_a_reminder_link_is_sealed_in_the_task_and_opened_into_the_notification(session, redis):
+    user = await make_user(session, redis)
+    link = "/track/SECRET-TOKEN-abc"
+    task_args = reminder(user, key="sealed-link")
+    task_args["payload"]["url"] = scheduler.sealed_url(link)
+    await scheduler.schedule(session, **task_args)
+    task = (await session.execute(select(ScheduledTask).where(ScheduledTask.key == "sealed-link"))).scalar_one()
+    assert "SECRET-TOKEN" not in json.dumps(task.payload)
+    assert (await scheduler.run_due(session))["done"] == 1
+    made = (await session.execute(select(Notification).where(Notification.key == "task:sealed-link"))).scalar_one()
+    assert "SECRET-TOKEN" not in made.url and delivery.link_of(made) == link

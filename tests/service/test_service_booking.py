@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from backend.domains.audit.models import AuditEntry
 from backend.domains.customers import service as customers
 from backend.domains.customers.models import Customer
+from backend.domains.notifications import delivery
 from backend.domains.notifications.models import Notification
 from backend.domains.scheduler.models import ScheduledTask
 from backend.domains.service_booking import rules, service
@@ -94,10 +95,13 @@ async def test_booking_takes_capacity_and_tells_the_customer(session, redis):
     assert len(view.token) >= 22  # 128 bits and more
     notification = (await session.execute(select(Notification).where(
         Notification.key == f"service_appointment:{a.id}:booked:customer"))).scalar_one()
-    assert notification.template == "service_appointment.booked" and notification.url == f"/track/{view.token}"
+    assert notification.template == "service_appointment.booked"
+    assert view.token not in notification.url  # the link is sealed at rest and opened at send time
+    assert delivery.link_of(notification) == f"/track/{view.token}"
     reminder = (await session.execute(select(ScheduledTask).where(
         ScheduledTask.key == f"service_appointment:{a.id}:reminder"))).scalar_one()
     assert reminder.due_at == slot - timedelta(hours=24) and reminder.payload["recipient_id"] == a.customer_id
+    assert view.token not in reminder.payload["url"]  # sealed in the task row too
     audit = (await session.execute(select(AuditEntry).where(AuditEntry.entity == "service_appointment",
                                                             AuditEntry.entity_id == str(a.id)))).scalar_one()
     assert audit.action == "create" and audit.after["operations"] == ["OIL", "EVCHECK"]

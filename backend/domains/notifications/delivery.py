@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.lib import sealing
 from backend.lib.db import utcnow
 from backend.lib.i18n import html_lang
 
@@ -45,6 +46,11 @@ from .models import Notification
 # whole batch back and send it all again). A notification still sending then is left pending and handed
 # back as an error, to be retried; only it may reach someone twice.
 SEND_BUDGET_SECONDS = 60.0
+
+
+def link_of(n: Notification) -> str | None:
+    """The notification's link, opened from its sealed form (None when the app secret changed since)."""
+    return sealing.open_sealed(n.url, rules.URL_PURPOSE)
 
 
 @dataclass(slots=True)
@@ -238,7 +244,7 @@ async def _record(session: AsyncSession, notifications: list[Notification], resu
 async def _push(item: _Ready, channels: Channels, result: _Result) -> _ChannelResult:
     """The message to every device of the person at once; one attempt per device that answered for good."""
     n = item.notification
-    payload = rules.push_payload(item.message.title, item.message.body, n.url, tag=n.key)
+    payload = rules.push_payload(item.message.title, item.message.body, link_of(n), tag=n.key)
     topic = rules.push_topic(n.key)
     sends = [channels.push.send(sub.endpoint, sub.p256dh, sub.auth, payload, ttl=n.ttl_seconds, urgency=n.urgency,
                                 topic=topic) for sub in item.subscriptions]
@@ -269,7 +275,7 @@ async def _push(item: _Ready, channels: Channels, result: _Result) -> _ChannelRe
 
 async def _email(item: _Ready, channels: Channels) -> _ChannelResult:
     n, recipient, message = item.notification, item.recipient, item.message
-    link = channels.base_url.rstrip("/") + (n.url or "/")
+    link = channels.base_url.rstrip("/") + (link_of(n) or "/")
     target = rules.mask_email(recipient.email or "")
     with messages.in_locale(recipient.locale):
         context = {"title": message.title, "body": message.body, "link": link, "lang": html_lang()}
@@ -285,7 +291,7 @@ async def _email(item: _Ready, channels: Channels) -> _ChannelResult:
 
 async def _sms(item: _Ready, channels: Channels) -> _ChannelResult:
     n, recipient, message = item.notification, item.recipient, item.message
-    link = channels.base_url.rstrip("/") + (n.url or "/")
+    link = channels.base_url.rstrip("/") + (link_of(n) or "/")
     text = f"{message.sms or message.title + ': ' + message.body} {link}"
     answer = await channels.sms.send(recipient.phone, text)
     if answer.ok:

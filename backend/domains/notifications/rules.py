@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 
+URL_PURPOSE = "notification-url"  # what sealing.seal binds a notification's link to
+
 CHANNELS = ("push", "email", "sms")
 PUSH_PAYLOAD_LIMIT = 3993  # RFC 8291: 4096-byte record minus 86 bytes of header and 16 of tag, minus padding byte
 MAX_ATTEMPTS_PER_CHANNEL = 5

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.domains.accounts.guards import Principal
 from backend.domains.customers import service as customers
 from backend.domains.outbox import service as outbox
+from backend.lib import sealing
 from backend.lib.db import utcnow
 from backend.lib.errors import Forbidden, Invalid, NotFound
 from backend.lib.i18n import gettext as _
@@ -18,7 +19,7 @@ from backend.lib.settings import get_settings
 
 from . import messages, repository, rules
 from .models import Notification, NotificationPreference, PushSubscription
-from .rules import Category
+from .rules import URL_PURPOSE, Category
 
 DELIVER = "notification.deliver"
 
@@ -47,7 +48,9 @@ async def notify(session: AsyncSession, request: NotificationRequest) -> int | N
         raise ValueError(f"unknown notification template {request.template!r}")
     notification_id = await repository.insert_notification(session, {
         "key": request.key, "recipient_kind": request.recipient_kind, "recipient_id": request.recipient_id,
-        "template": request.template, "params": request.params, "url": request.url,
+        "template": request.template, "params": request.params,
+        # A tracking link opens a customer's record: sealed at rest, opened at send time (delivery.link_of).
+        "url": sealing.seal(request.url, URL_PURPOSE) if request.url else None,
         "category": str(request.category), "urgency": request.urgency,
         "ttl_seconds": rules.push_ttl(request.ttl_seconds, get_settings().push_ttl_seconds),
         "branch_id": request.branch_id,

@@ -577,7 +577,7 @@ class RepairOrderService:
                                  branch_id=order.branch_id, payload={
                                      "recipient_kind": "customer", "recipient_id": customer.id,
                                      "template": "repair_order.survey", "params": self._params(order, branch),
-                                     "url": f"/track/{token}#survey"})
+                                     "url": scheduler.sealed_url(f"/track/{token}#survey")})
 
     # -- the customer's link ------------------------------------------------------------------
 

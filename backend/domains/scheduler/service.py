@@ -17,6 +17,7 @@ from sqlalchemy import literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.lib import sealing
 from backend.lib.db import utcnow
 
 from . import rules
@@ -104,14 +105,24 @@ async def run_due(session: AsyncSession, *, now: datetime | None = None, limit: 
     return counts
 
 
+URL_PURPOSE = "scheduled-url"
+
+
+def sealed_url(url: str) -> str:
+    """A link for a ``notify`` task's payload: a tracking link opens a customer's record, so the row holds
+    it sealed (backend.lib.sealing) and the handler opens it when the reminder is made."""
+    return sealing.seal(url, URL_PURPOSE)
+
+
 @handler("notify")
 async def _notify(session: AsyncSession, task: ScheduledTask) -> None:
-    """The generic reminder: payload names the recipient, template and params."""
+    """The generic reminder: payload names the recipient, template, params and (sealed) url."""
     from backend.domains.notifications.service import NotificationRequest, notify
 
     p = task.payload
     await notify(session, NotificationRequest(
         key=f"task:{task.key}", recipient_kind=p["recipient_kind"], recipient_id=int(p["recipient_id"]),
-        template=p["template"], params=p.get("params", {}), url=p.get("url"), category=p.get("category", "service"),
+        template=p["template"], params=p.get("params", {}),
+        url=sealing.open_sealed(p.get("url"), URL_PURPOSE), category=p.get("category", "service"),
         urgency=p.get("urgency", "normal"), branch_id=task.branch_id,
     ))

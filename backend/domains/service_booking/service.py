@@ -472,7 +472,7 @@ class BookingService:
                                      "recipient_kind": "customer", "recipient_id": customer.id,
                                      "template": "service_appointment.reminder",
                                      "params": self._params(appointment, branch),
-                                     "url": f"/track/{token}" if token else "/track"})
+                                     "url": scheduler.sealed_url(f"/track/{token}" if token else "/track")})
 
     # -- one appointment ----------------------------------------------------------------------
 
