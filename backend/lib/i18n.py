@@ -106,7 +106,12 @@ def to_zone(value: datetime, tz: str | tzinfo | None) -> datetime:
 def format_datetime(value: datetime | None, tz: str | tzinfo | None = None, fmt: str = "medium") -> str:
     if value is None:
         return ""
-    return dates.format_datetime(to_zone(value, tz), format=fmt, locale=_babel_locale())
+    local, locale = to_zone(value, tz), _babel_locale()
+    if fmt == "medium":  # appointments are to the minute: the medium date with the short time, no seconds
+        pattern = str(locale.datetime_formats["medium"]).replace("'", "")
+        return (pattern.replace("{0}", dates.format_time(local, "short", locale=locale))
+                .replace("{1}", dates.format_date(local, "medium", locale=locale)))
+    return dates.format_datetime(local, format=fmt, locale=locale)
 
 
 def format_date(value: date | datetime | None, tz: str | tzinfo | None = None, fmt: str = "medium") -> str:

@@ -26,7 +26,9 @@ def test_formatting_follows_the_locale_and_time_zone():
     assert i18n.format_money(Decimal("1234.5"), "CNY") == "CN¥1,234.50"
     assert i18n.format_time(at, "Asia/Shanghai") == "8:30\u202fPM"
     assert i18n.format_date(at, "Asia/Shanghai", "medium") == "Nov 29, 2026"
+    assert i18n.format_datetime(at, "Asia/Shanghai") == "Nov 29, 2026, 8:30\u202fPM"  # to the minute
     i18n.set_locale("zh_CN")
+    assert i18n.format_datetime(at, "Asia/Shanghai") == "2026年11月29日 20:30"
     assert i18n.format_money(Decimal("1234.5"), "CNY") == "¥1,234.50"
     assert i18n.format_date(at, "Asia/Shanghai", "long") == "2026年11月29日"
     assert i18n.format_time(at, "Asia/Shanghai") == "20:30"
