@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from tests.conftest import (
     redis_url_for,
     release_redis_db,
 )
+from tests.servers import listening_socket, uvicorn_args
 
 CHROMIUM = Path("/usr/bin/chromium")
 HAVE_CHROMIUM = CHROMIUM.exists()
@@ -74,12 +74,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _server_env(database_url: str, redis_url: str) -> dict[str, str]:
@@ -144,14 +138,14 @@ async def live_server(base_urls, tmp_path_factory) -> AsyncIterator[str]:
             await redis.aclose()
         env = _server_env(database_url, redis_url)
 
-        port = _free_port()
-        base_url = f"http://127.0.0.1:{port}"
+        sock = listening_socket()
+        base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         env["FORECOURT_BASE_URL"] = base_url
         log = tmp_path_factory.mktemp("live_server") / "server.log"
-        with log.open("wb") as out:
+        with log.open("wb") as out, sock:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "uvicorn", "backend.app:create_app", "--factory",
-                "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+                *uvicorn_args(sock), "--no-access-log", pass_fds=(sock.fileno(),),
                 env=env, cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT)
         # Seeding and the server's start-up (mostly imports) overlap; both must finish before any test.
         seeding = asyncio.ensure_future(_run([sys.executable, "-m", "backend.cli", "seed"], env))

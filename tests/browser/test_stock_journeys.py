@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from backend.lib.db import async_url
 from backend.lib.migrate import upgrade
 from backend.seed import DEMO_PASSWORD
-from tests.browser.conftest import ROOT, _free_port, _run, _server_env
+from tests.browser.conftest import ROOT, _run, _server_env
 from tests.conftest import (
     claim_redis_db,
     database_url_for,
@@ -31,6 +31,7 @@ from tests.conftest import (
     redis_url_for,
     release_redis_db,
 )
+from tests.servers import listening_socket, uvicorn_args
 from tests.stock_factories import new_vin
 
 STOCK_DB = f"forecourt_e2e_stock_{os.getpid()}"
@@ -77,15 +78,15 @@ async def stock_server(base_urls, tmp_path_factory) -> AsyncIterator[dict]:
     try:
         await asyncio.to_thread(upgrade, database_url)
         env = _server_env(database_url, redis_url)
-        port = _free_port()
-        base_url = f"http://127.0.0.1:{port}"
+        sock = listening_socket()
+        base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         env["FORECOURT_BASE_URL"] = base_url
         logs = tmp_path_factory.mktemp("stock_server")
         await _run([sys.executable, "-m", "backend.cli", "seed", "--vehicles", "300"], env)
-        with (logs / "server.log").open("wb") as out:
+        with (logs / "server.log").open("wb") as out, sock:
             server = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "uvicorn", "backend.app:create_app", "--factory", "--host", "127.0.0.1",
-                "--port", str(port), "--no-access-log", env=env, cwd=ROOT, stdout=out,
+                sys.executable, "-m", "uvicorn", "backend.app:create_app", "--factory", *uvicorn_args(sock),
+                "--no-access-log", pass_fds=(sock.fileno(),), env=env, cwd=ROOT, stdout=out,
                 stderr=asyncio.subprocess.STDOUT)
         with (logs / "worker.log").open("wb") as out:
             worker = await asyncio.create_subprocess_exec(

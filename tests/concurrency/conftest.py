@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from tests.conftest import (
     redis_url_for,
     release_redis_db,
 )
+from tests.servers import listening_socket, uvicorn_args
 
 ROOT = Path(__file__).resolve().parents[2]
 RACE_DB = f"forecourt_race_{os.getpid()}"
@@ -47,12 +47,6 @@ class Apps:
 
 def _read(log: Path) -> str:
     return log.read_text(errors="replace")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _healthy(process: asyncio.subprocess.Process, url: str, log: Path) -> None:
@@ -90,14 +84,14 @@ async def two_apps(base_urls, tmp_path_factory) -> AsyncIterator[Apps]:
         urls, logs = [], []
         folder = tmp_path_factory.mktemp("two_apps")
         for n in range(2):
-            port = _free_port()
+            sock = listening_socket()
+            urls.append(f"http://127.0.0.1:{sock.getsockname()[1]}")
             log = folder / f"app{n}.log"
-            with log.open("wb") as out:
+            with log.open("wb") as out, sock:
                 processes.append(await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "uvicorn", "backend.app:create_app", "--factory", "--host", "127.0.0.1",
-                    "--port", str(port), "--no-access-log", env=env, cwd=ROOT, stdout=out,
+                    sys.executable, "-m", "uvicorn", "backend.app:create_app", "--factory", *uvicorn_args(sock),
+                    "--no-access-log", pass_fds=(sock.fileno(),), env=env, cwd=ROOT, stdout=out,
                     stderr=asyncio.subprocess.STDOUT))
-            urls.append(f"http://127.0.0.1:{port}")
             logs.append(log)
         await asyncio.gather(*(_healthy(p, u, log) for p, u, log in zip(processes, urls, logs, strict=True)))
         yield Apps(urls=urls, engine=engine, redis_url=redis_url)
