@@ -247,3 +247,13 @@ def test_repair_order_numbers():
     assert ro.normalize_ro_number("SH01-42") is None
     assert ro.normalize_ro_number("'; drop table") is None
     assert all(ro.CUSTOMER_WORDS[s] for s in Status)
+
+
+def test_customers_book_online_and_staff_record_phone_or_walk_in():
+    from backend.domains.service_booking.rules import Source, booking_source
+
+    assert booking_source(None, staff=False) is Source.ONLINE
+    assert booking_source(Source.ONLINE, staff=False) is Source.ONLINE
+    assert booking_source(Source.WALK_IN, staff=False) is None  # only staff may say so
+    assert booking_source(None, staff=True) is Source.PHONE
+    assert booking_source(Source.WALK_IN, staff=True) is Source.WALK_IN

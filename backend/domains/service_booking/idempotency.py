@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from backend.lib.errors import Conflict, Invalid
+from backend.lib.i18n import gettext as _
 from backend.lib.settings import get_settings
 
 KEY_SHAPE = re.compile(r"^[\x21-\x7e]{8,200}$")  # printable ASCII, as in the IETF draft's examples
@@ -47,3 +49,21 @@ def seal(scope: str, key: str, answer: dict) -> bytes:
 
 def unseal(scope: str, key: str, blob: bytes) -> dict:
     return json.loads(_cipher(scope, key).decrypt(blob[:12], blob[12:], scope.encode()))
+
+
+def require_acceptable(key: str | None) -> None:
+    """Refuse a malformed ``Idempotency-Key`` (None: the client sent none, which is fine)."""
+    if key is not None and not acceptable(key):
+        message = _("The Idempotency-Key must be 8 to 200 printable characters.")
+        raise Invalid(message, fields={"idempotency_key": message})
+
+
+def replayed_answer(scope: str, record, key: str, request_hash: str) -> dict:
+    """The first answer to this key, for a retried request; refused while the first is still running,
+    and when the key was used for a different request."""
+    if record is None or not record.status_code:
+        raise Conflict(_("This booking is still being processed. Please try again in a moment."))
+    if record.request_hash != request_hash:
+        message = _("This Idempotency-Key was already used for a different booking.")
+        raise Invalid(message, fields={"idempotency_key": message})
+    return unseal(scope, key, record.response)

@@ -103,6 +103,14 @@ SOURCE_LABELS = {
 }
 
 
+def booking_source(asked: Source | None, *, staff: bool) -> Source | None:
+    """Where a booking came from: customers book online; staff record phone (the default) or walk-in
+    bookings. None when a customer asks for a source only staff may record."""
+    if not staff:
+        return Source.ONLINE if asked in (None, Source.ONLINE) else None
+    return asked or Source.PHONE
+
+
 def appointment_transition_problem(current: str, target: str) -> str | None:
     try:
         allowed = AppointmentStatus(target) in APPOINTMENT_TRANSITIONS[AppointmentStatus(current)]

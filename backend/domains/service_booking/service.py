@@ -245,9 +245,7 @@ class BookingService:
         """Book operations at a slot. Refusals: Invalid (422) for bad input, Conflict (409, with
         ``next_slots``) when the capacity is gone, RateLimited for too many public bookings."""
         staff = principal is not None
-        if idempotency_key is not None and not idempotency.acceptable(idempotency_key):
-            raise Invalid(_("The Idempotency-Key must be 8 to 200 printable characters."),
-                          fields={"idempotency_key": _("The Idempotency-Key must be 8 to 200 printable characters.")})
+        idempotency.require_acceptable(idempotency_key)
         request_hash = idempotency.request_hash(data.model_dump(mode="json"))
         key_hash = idempotency.key_hash(APPOINTMENT, idempotency_key) if idempotency_key else None
         if key_hash is not None:  # a retry of a request that already succeeded: its answer, nothing else
@@ -332,23 +330,17 @@ class BookingService:
                                customer=customer, token=token)
 
     async def _replay(self, record, key: str, request_hash: str) -> AppointmentView:
-        if record is None or not record.status_code:
-            raise Conflict(_("This booking is still being processed. Please try again in a moment."))
-        if record.request_hash != request_hash:
-            message = _("This Idempotency-Key was already used for a different booking.")
-            raise Invalid(message, fields={"idempotency_key": message})
-        answer = idempotency.unseal(APPOINTMENT, key, record.response)
+        answer = idempotency.replayed_answer(APPOINTMENT, record, key, request_hash)
         view = await self.view(answer["appointment_id"])
         view.token, view.replayed = answer["token"], True
         return view
 
     def _source(self, data: BookingIn, staff: bool) -> str:
-        if not staff:
-            if data.source is not None and data.source != Source.ONLINE:
-                message = _("Only staff can record phone or walk-in bookings.")
-                raise Invalid(message, fields={"source": message})
-            return Source.ONLINE.value
-        return (data.source or Source.PHONE).value
+        source = rules.booking_source(data.source, staff=staff)
+        if source is None:
+            message = _("Only staff can record phone or walk-in bookings.")
+            raise Invalid(message, fields={"source": message})
+        return source.value
 
     def _slot(self, plan: Plan, wanted: datetime, now: datetime, source: str) -> tuple[datetime, bool]:
         """The slot to book, and whether it takes an advisor check-in place (a walk-in is already here)."""

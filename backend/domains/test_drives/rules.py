@@ -19,6 +19,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from backend.domains.branches.rules import WEEKDAYS, parse_hours
+from backend.domains.service_booking import rules as service_booking_rules
 from backend.lib.i18n import format_date, format_time, lazy_gettext
 from backend.lib.i18n import gettext as _
 
@@ -60,17 +61,9 @@ TRANSITIONS: dict[DriveStatus, frozenset[DriveStatus]] = {
 }
 
 
-class Source(StrEnum):
-    ONLINE = "online"
-    PHONE = "phone"
-    WALK_IN = "walk_in"
-
-
-SOURCE_LABELS = {
-    Source.ONLINE: lazy_gettext("Online"),
-    Source.PHONE: lazy_gettext("Phone"),
-    Source.WALK_IN: lazy_gettext("Walk-in"),
-}
+# Where a booking came from: the same words as service bookings.
+Source, SOURCE_LABELS = service_booking_rules.Source, service_booking_rules.SOURCE_LABELS
+booking_source = service_booking_rules.booking_source
 
 
 def label(labels: Mapping, value: str) -> str:

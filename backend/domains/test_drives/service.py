@@ -331,9 +331,7 @@ class TestDriveService:
         """Book a drive. Refusals: Invalid (422) for bad input, Conflict (409, with ``next_slots``) when the car
         or every salesperson is taken, RateLimited (429) for too many public bookings from one address."""
         staff = principal is not None
-        if idempotency_key is not None and not idempotency.acceptable(idempotency_key):
-            message = _("The Idempotency-Key must be 8 to 200 printable characters.")
-            raise Invalid(message, fields={"idempotency_key": message})
+        idempotency.require_acceptable(idempotency_key)
         request_hash = idempotency.request_hash(data.model_dump(mode="json"))
         key_hash = idempotency.key_hash(TEST_DRIVE, idempotency_key) if idempotency_key else None
         if key_hash is not None:  # a retry of a request that already succeeded: its answer, nothing else
@@ -503,23 +501,17 @@ class TestDriveService:
         raise _Taken(values["starts_at"])
 
     async def _replay(self, record, key: str, request_hash: str) -> DriveView:
-        if record is None or not record.status_code:
-            raise Conflict(_("This booking is still being processed. Please try again in a moment."))
-        if record.request_hash != request_hash:
-            message = _("This Idempotency-Key was already used for a different booking.")
-            raise Invalid(message, fields={"idempotency_key": message})
-        answer = idempotency.unseal(TEST_DRIVE, key, record.response)
+        answer = idempotency.replayed_answer(TEST_DRIVE, record, key, request_hash)
         view = await self.view(await repository.drive_by_id(self.session, answer["drive_id"]))
         view.token, view.replayed = answer["token"], True
         return view
 
     def _source(self, data: BookingIn, staff: bool) -> str:
-        if not staff:
-            if data.source is not None and data.source != Source.ONLINE:
-                message = _("Only staff can record phone or walk-in bookings.")
-                raise Invalid(message, fields={"source": message})
-            return Source.ONLINE.value
-        return (data.source or Source.PHONE).value
+        source = rules.booking_source(data.source, staff=staff)
+        if source is None:
+            message = _("Only staff can record phone or walk-in bookings.")
+            raise Invalid(message, fields={"source": message})
+        return source.value
 
     def _contact(self, data: BookingIn) -> str:
         fields: dict[str, str] = {}
