@@ -7,7 +7,9 @@ Workers and the CLI open their own unit of work with :func:`unit_of_work`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -19,6 +21,7 @@ from advanced_alchemy.extensions.litestar import (
 from sqlalchemy import MetaData, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.util import await_only
 from sqlmodel import SQLModel
 
@@ -95,3 +98,68 @@ async def unit_of_work(session_maker: async_sessionmaker[AsyncSession]) -> Async
     async with session_maker() as session:
         async with session.begin():
             yield session
+
+
+# -- after the transaction -----------------------------------------------------------------------------------
+#
+# What others may only learn once it is true ("this slot is booked", "these events exist") must wait for the
+# real commit. SQLAlchemy's ``after_commit`` also fires when a savepoint is released and ``after_rollback`` when
+# one is rolled back, so these hooks look only at the outermost transaction: callbacks and scratch data live
+# until it ends, and the callbacks then run with whether it committed.
+
+_TX = "forecourt_transaction"
+_after_tasks: set[asyncio.Task] = set()
+log = logging.getLogger("forecourt.db")
+
+
+def _state(session: Session) -> dict:
+    return session.info.setdefault(_TX, {"callbacks": [], "committed": False, "scratch": {}})
+
+
+def transaction_scratch(session: AsyncSession) -> dict:
+    """A dict that lives as long as the session's current (outermost) transaction."""
+    return _state(session.sync_session)["scratch"]
+
+
+def after_transaction(session: AsyncSession, callback: Callable[[bool], Awaitable[None]]) -> None:
+    """Run ``callback(committed)`` once the session's outermost transaction has ended, committed or not. It runs
+    as a task of the event loop (skipped, with a warning, when the transaction ends outside one)."""
+    _state(session.sync_session)["callbacks"].append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _mark_committed(session: Session) -> None:
+    if session.get_nested_transaction() is None and _TX in session.info:  # not a savepoint's release
+        session.info[_TX]["committed"] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _run_after(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None:  # a savepoint or a nested unit: the transaction goes on
+        return
+    state = session.info.pop(_TX, None)
+    if not state or not state["callbacks"]:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        log.warning("a transaction ended outside an event loop; %d after-transaction callbacks skipped",
+                    len(state["callbacks"]))
+        return
+    for callback in state["callbacks"]:
+        task = loop.create_task(_run_callback(callback, state["committed"]))
+        _after_tasks.add(task)
+        task.add_done_callback(_after_tasks.discard)
+
+
+async def _run_callback(callback: Callable[[bool], Awaitable[None]], committed: bool) -> None:
+    try:
+        await callback(committed)
+    except Exception:  # noqa: BLE001 - the transaction is over; a failed callback must not hide its outcome
+        log.warning("an after-transaction callback failed", exc_info=True)
+
+
+async def drain_after_transaction() -> None:
+    """Wait for after-transaction callbacks still running (shutdown and tests)."""
+    while _after_tasks:
+        await asyncio.gather(*list(_after_tasks), return_exceptions=True)

@@ -64,6 +64,43 @@ async def test_outbox_events_are_handed_over_only_after_commit(session_maker, re
         outbox.set_dispatcher(None)
 
 
+async def test_savepoints_neither_hand_events_over_early_nor_drop_them(session_maker, redis):
+    """Bookings record their notifications inside savepoints. Releasing one is not a commit (the worker would
+    look for rows it cannot see yet, and the customer's confirmation would wait for the sweeper), and rolling
+    one back must not forget the events recorded before it."""
+    handed: list[list[int]] = []
+
+    async def collect(ids):
+        handed.append(ids)
+
+    outbox.set_dispatcher(collect)
+    try:
+        async with session_maker() as s:
+            async with s.begin():
+                first = await outbox.record(s, "notification.deliver", {"notification_id": 3})
+                async with s.begin_nested():
+                    second = await outbox.record(s, "notification.deliver", {"notification_id": 4})
+                await outbox.drain_background()
+                assert handed == [], "a released savepoint is not a commit"
+                with pytest.raises(LookupError):
+                    async with s.begin_nested():
+                        await outbox.record(s, "notification.deliver", {"notification_id": 5})
+                        raise LookupError
+                await outbox.drain_background()
+                assert handed == []
+        await outbox.drain_background()
+        assert len(handed) == 1 and {first.id, second.id} <= set(handed[0])
+        async with session_maker() as s:
+            async with s.begin():
+                async with s.begin_nested():
+                    await outbox.record(s, "notification.deliver", {"notification_id": 6})
+                await s.rollback()
+        await outbox.drain_background()
+        assert len(handed) == 1, "released in a savepoint, then rolled back: never handed over"
+    finally:
+        outbox.set_dispatcher(None)
+
+
 async def test_push_reaches_the_phone_encrypted_and_signed(session, redis, push_receiver, channels):
     user = await make_user(session, redis, locale="zh_CN")
     fake = push_receiver.subscription()

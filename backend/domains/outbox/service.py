@@ -1,8 +1,8 @@
 """Record events in the caller's transaction; hand them to arq once that transaction commits.
 
-A service calls :func:`record`; the row is written with the state change. When the session commits,
-the SQLAlchemy ``after_commit`` hook passes the new ids to the process's dispatcher (the app's or the
-worker's arq pool), which enqueues batch jobs (``workers.notification_jobs.enqueue_outbox_events``;
+A service calls :func:`record`; the row is written with the state change. When the outermost transaction
+commits (not when a savepoint is released: ``backend.lib.db.after_transaction``), the new ids go to the
+process's dispatcher (the app's or the worker's arq pool), which enqueues batch jobs (``workers.notification_jobs.enqueue_outbox_events``;
 they claim their events with :func:`claim_batch`). Nothing is enqueued before the commit, and nothing
 is lost if the enqueue fails: the sweeper (:func:`due_for_sweep`) finds rows still pending after
 ``outbox_sweep_delay_seconds``.
@@ -10,17 +10,16 @@ is lost if the enqueue fails: the sweeper (:func:`due_for_sweep`) finds rows sti
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import TypeVar
 
-from sqlalchemy import BigInteger, all_, any_, event, literal, literal_column, select, update
+from sqlalchemy import BigInteger, all_, any_, literal, literal_column, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
+from backend.lib import db
 from backend.lib.db import utcnow
 
 from . import rules
@@ -32,7 +31,6 @@ PENDING_KEY = "outbox_pending_ids"
 
 Dispatcher = Callable[[list[int]], Awaitable[None]]
 _dispatcher: Dispatcher | None = None
-_background: set[asyncio.Task] = set()
 
 
 def set_dispatcher(dispatcher: Dispatcher | None) -> None:
@@ -45,40 +43,32 @@ async def record(session: AsyncSession, kind: str, payload: dict) -> OutboxEvent
     event_row = OutboxEvent(kind=kind, payload=payload)
     session.add(event_row)
     await session.flush()
-    session.sync_session.info.setdefault(PENDING_KEY, []).append(event_row.id)
+    scratch = db.transaction_scratch(session)
+    pending = scratch.get(PENDING_KEY)
+    if pending is None:  # the transaction's first event: hand them all over once it has committed
+        pending = scratch[PENDING_KEY] = []
+        db.after_transaction(session, lambda committed: _dispatch(pending) if committed else _nothing())
+    pending.append(event_row.id)
     return event_row
 
 
-@event.listens_for(Session, "after_commit")
-def _after_commit(sync_session: Session) -> None:
-    ids = sync_session.info.pop(PENDING_KEY, None)
-    if not ids or _dispatcher is None:
-        return
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # committed outside an event loop: the sweeper will pick the rows up
-        return
-    task = loop.create_task(_dispatch(list(ids)))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(sync_session: Session) -> None:
-    sync_session.info.pop(PENDING_KEY, None)
+async def _nothing() -> None:
+    return None
 
 
 async def _dispatch(ids: list[int]) -> None:
+    """Ids of rows written in a savepoint that was rolled back are handed over too: no worker finds them."""
+    if _dispatcher is None or not ids:
+        return
     try:
-        await _dispatcher(ids)
+        await _dispatcher(list(ids))
     except Exception:  # noqa: BLE001 - Redis may be down; the sweeper re-enqueues later
         log.warning("could not hand outbox events %s to the queue; the sweeper will retry", ids, exc_info=True)
 
 
 async def drain_background() -> None:
     """Wait for after-commit hand-offs still in flight (shutdown and tests)."""
-    while _background:
-        await asyncio.gather(*list(_background), return_exceptions=True)
+    await db.drain_after_transaction()
 
 
 async def lock_pending(session: AsyncSession, event_id: int) -> OutboxEvent | None:
