@@ -2,10 +2,10 @@
 
 A service calls :func:`record`; the row is written with the state change. When the outermost transaction
 commits (not when a savepoint is released: ``backend.lib.db.after_transaction``), the new ids go to the
-process's dispatcher (the app's or the worker's arq pool), which enqueues batch jobs (``workers.notification_jobs.enqueue_outbox_events``;
-they claim their events with :func:`claim_batch`). Nothing is enqueued before the commit, and nothing
-is lost if the enqueue fails: the sweeper (:func:`due_for_sweep`) finds rows still pending after
-``outbox_sweep_delay_seconds``.
+process's dispatcher (the app's or the worker's arq pool), which enqueues batch jobs
+(``workers.notification_jobs.enqueue_outbox_events``; they claim their events with :func:`claim_batch`).
+Nothing is enqueued before the commit, and nothing is lost if the enqueue fails: the sweeper
+(:func:`due_for_sweep`) finds rows still pending after ``outbox_sweep_delay_seconds``.
 """
 
 from __future__ import annotations
