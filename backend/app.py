@@ -33,6 +33,7 @@ from backend.lib.observability import RequestIdMiddleware, configure_logging
 from backend.lib.redis import make_redis
 from backend.lib.security import CSRFUnlessBearerMiddleware, SecurityHeadersMiddleware
 from backend.lib.settings import Settings, get_settings
+from backend.lib.singleflight import Flights
 from backend.lib.templating import STATIC_DIR, template_engine
 from backend.routes import route_handlers
 
@@ -73,8 +74,17 @@ def create_app(
         # Outbox events go to the queue after their transaction commits (see domains/outbox).
         app.state.arq = await create_pool(RedisSettings.from_dsn(settings.redis_url))
         outbox.set_dispatcher(lambda ids: enqueue_outbox_events(app.state.arq, ids))
+        # Identical public bookings arriving together wait for one another (backend/lib/singleflight.py).
+        flights = Flights(redis, namespace="forecourt")
+        try:
+            await flights.start()
+            app.state.flights = flights
+        except Exception:  # noqa: BLE001 - without it every request takes the ordinary path
+            log.warning("could not subscribe for single-flight bookings; continuing without", exc_info=True)
 
     async def on_shutdown(app: Litestar) -> None:
+        if getattr(app.state, "flights", None) is not None:
+            await app.state.flights.close()
         outbox.set_dispatcher(None)
         await outbox.drain_background()
         if getattr(app.state, "arq", None) is not None:

@@ -132,7 +132,7 @@ async def prepare(database_url: str, cars: int, starts_per_car: int) -> tuple[li
         await engine.dispose()
 
 
-async def check_database(database_url: str, pairs: list[tuple[int, datetime]]) -> Counter:
+async def connect(database_url: str):
     import asyncpg
     from sqlalchemy.engine import make_url
 
@@ -141,7 +141,22 @@ async def check_database(database_url: str, pairs: list[tuple[int, datetime]]) -
     url = make_url(async_url(database_url))
     kwargs = {"user": url.username, "password": url.password, "database": url.database}
     kwargs |= {"host": url.query["host"]} if url.query.get("host") else {"host": url.host, "port": url.port or 5432}
-    conn = await asyncpg.connect(**kwargs)
+    return await asyncpg.connect(**kwargs)
+
+
+async def transactions(database_url: str) -> int:
+    """Transactions PostgreSQL has finished in the bench's database so far (its statistics, ~0.5 s late)."""
+    conn = await connect(database_url)
+    try:
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        return await conn.fetchval("SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                                   "WHERE datname = current_database()")
+    finally:
+        await conn.close()
+
+
+async def check_database(database_url: str, pairs: list[tuple[int, datetime]]) -> Counter:
+    conn = await connect(database_url)
     try:
         rows = await conn.fetch("SELECT vehicle_id, starts_at FROM test_drive WHERE status = 'booked'")
     finally:
@@ -176,6 +191,18 @@ class Connection:
             if name.lower() == "content-length":
                 length = int(value)
         return status, await self.reader.readexactly(length)
+
+    async def get(self, path: str) -> int:
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        await self.writer.drain()
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status
 
     def close(self) -> None:
         self.writer.close()
@@ -217,6 +244,32 @@ async def run_load(port: int, attempts: list[tuple[int, datetime]], concurrency:
         for connection in connections:
             connection.close()
     return results
+
+
+async def floor(port: int, requests: int, concurrency: int) -> list[float]:
+    """The same burst of ``GET /health`` (every middleware, no database): what this machine can do at best."""
+    connections = [await Connection(port).open() for _ in range(min(concurrency, requests))]
+    remaining = list(range(requests))
+    latencies: list[float] = []
+    go = asyncio.Event()
+
+    async def client(connection: Connection) -> None:
+        await go.wait()
+        while remaining:
+            remaining.pop()
+            began = time.perf_counter()
+            await connection.get("/health")
+            latencies.append(time.perf_counter() - began)
+
+    tasks = [asyncio.create_task(client(c)) for c in connections]
+    await asyncio.sleep(0.05)
+    go.set()
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for connection in connections:
+            connection.close()
+    return latencies
 
 
 def wait_until_ready(process: subprocess.Popen, port: int, log: Path, timeout: float = 90) -> None:
@@ -298,9 +351,13 @@ def main() -> int:
         print(f"{args.attempts} booking attempts over {len(pairs)} slots ({args.cars} cars x {len(starts)} starts on "
               f"{day.isoformat()}), {args.concurrency} connections at once, {args.workers} uvicorn processes ...",
               flush=True)
+        transactions_before = asyncio.run(transactions(database_url))
         began = time.perf_counter()
         results = asyncio.run(run_load(port, attempts, args.concurrency, offset=0))
         elapsed = time.perf_counter() - began
+        time.sleep(1)  # the statistics collector reports about every half second
+        burst_transactions = asyncio.run(transactions(database_url)) - transactions_before
+        floor_ms = sorted(t * 1000 for t in asyncio.run(floor(port, args.attempts, args.concurrency)))
         from bench.http_baseline import stop  # the polite terminate/kill
 
         stop(process)
@@ -324,7 +381,11 @@ def main() -> int:
         if ok_ms:
             print(f"  latency of the {len(ok_ms)} successes: p50 {statistics.median(ok_ms):.0f} ms, "
                   f"p95 {percentile(ok_ms, 95):.0f} ms")
-        print(f"  wall time {elapsed:.2f} s, {len(results) / elapsed:.0f} attempts/s")
+        print(f"  wall time {elapsed:.2f} s, {len(results) / elapsed:.0f} attempts/s; "
+              f"{burst_transactions} database transactions for the {len(results)} attempts")
+        print(f"  floor: the same burst of GET /health (every middleware, no database, no Redis) on this machine: "
+              f"p50 {statistics.median(floor_ms):.0f} ms, p95 {percentile(floor_ms, 95):.0f} ms, "
+              f"max {max(floor_ms):.0f} ms")
         print(f"  database: {sum(booked.values())} bookings on the {len(pairs)} slots, "
               f"{sum(1 for n in booked.values() if n > 1)} slots booked twice")
         failed = (statuses.get(201, 0) != len(pairs) or server_errors > 0 or len(booked) != len(pairs)

@@ -14,6 +14,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import ValidationException
 from litestar.params import Parameter
@@ -48,8 +49,8 @@ SALES_DESK = (StaffRole.SALES, StaffRole.MANAGER)
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def provide_drives(db_session: AsyncSession, redis: Redis) -> TestDriveService:
-    return TestDriveService(db_session, redis)
+def provide_drives(db_session: AsyncSession, redis: Redis, state: State) -> TestDriveService:
+    return TestDriveService(db_session, redis, state.get("flights"))
 
 
 drive_dependencies = {"drives": Provide(provide_drives, sync_to_thread=False)}

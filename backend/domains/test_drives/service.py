@@ -39,10 +39,11 @@ from backend.domains.service_booking import repository as idempotency_store
 from backend.domains.stock.models import Vehicle
 from backend.domains.stock.rules import VehicleStatus
 from backend.lib import ratelimit
-from backend.lib.db import utcnow
+from backend.lib.db import after_transaction, utcnow
 from backend.lib.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
 from backend.lib.i18n import current_locale, normalize
 from backend.lib.i18n import gettext as _
+from backend.lib.singleflight import Flights, Leader
 
 from . import (
     messages,  # noqa: F401 - registers the templates this service sends
@@ -141,6 +142,7 @@ class DriveView:
     salesperson: StaffUser | Salesperson | None
     token: str | None = None  # only right after booking (or its replay), or on the customer's own link
     replayed: bool = False
+    landing: bool = False  # a booking that leads a flight: it tells the waiting requests once it commits
 
     @property
     def car(self) -> str:
@@ -163,8 +165,10 @@ class _Taken(Exception):
     """Raised inside the booking savepoint so that it rolls back; becomes a Conflict outside. Carries what
     was read about the car and the salespeople, when that is current enough to offer the next slots from."""
 
-    def __init__(self, slot: datetime, car_busy: list | None = None, team: list | None = None) -> None:
+    def __init__(self, slot: datetime, car_busy: list | None = None, team: list | None = None, *,
+                 car: bool = False) -> None:
         self.slot, self.car_busy, self.team = slot, car_busy, team
+        self.car = car  # the car itself is out then (committed), not only every salesperson
 
 
 class _Busy(Exception):
@@ -179,9 +183,10 @@ class _Replay(Exception):
 class TestDriveService:
     __test__ = False  # not a pytest class
 
-    def __init__(self, session: AsyncSession, redis: Redis | None = None) -> None:
+    def __init__(self, session: AsyncSession, redis: Redis | None = None, flights: Flights | None = None) -> None:
         self.session = session
         self.redis = redis
+        self.flights = flights  # public bookings of the same car and start wait for one another (see book)
 
     # -- cars and plans -----------------------------------------------------------------------------
 
@@ -346,6 +351,40 @@ class TestDriveService:
 
         source = self._source(data, staff)
         phone = self._contact(data)
+        leader = None
+        if not staff and self.flights is not None and data.start.tzinfo is not None:
+            # A rush on one car and start: one request books (or learns it is taken), the others wait for it
+            # without a database connection and are answered from what its committed transaction proved.
+            joined = await self.flights.join(f"test-drive:{data.vehicle_id}:{data.start.timestamp():.0f}")
+            if isinstance(joined, Leader):
+                leader = joined
+            elif joined.outcome is not None:
+                if key_hash is not None:  # the leader may have been this very request's first try
+                    record = await idempotency_store.idempotency_record(self.session, TEST_DRIVE, key_hash)
+                    if record is not None and record.status_code:
+                        return await self._replay(record, idempotency_key, request_hash)
+                found = joined.outcome["next_slots"]
+                raise Conflict(self._taken_message(found), next_slots=found)
+        try:
+            view = await self._book(data, principal=principal, source=source, phone=phone, key_hash=key_hash,
+                                    idempotency_key=idempotency_key, request_hash=request_hash, leader=leader)
+            if leader is not None and not view.landing:  # answered without booking (a replay): nothing proved
+                await self.flights.land(leader, None)
+        except Conflict as exc:
+            if leader is not None:  # a car taken by a committed booking is taken for every waiter too; "nobody is
+                # free" may only mean that the salespeople tried were being booked for other cars just then
+                taken = exc.extra.get("car_taken", False)
+                await self.flights.land(leader, {"next_slots": exc.extra["next_slots"]} if taken else None)
+            raise
+        except BaseException:
+            if leader is not None:
+                await self.flights.land(leader, None)
+            raise
+        return view
+
+    async def _book(self, data: BookingIn, *, principal, source: str, phone: str, key_hash: str | None,
+                    idempotency_key: str | None, request_hash: str, leader: Leader | None) -> DriveView:
+        staff = principal is not None
         plan = await self.bookable(data.vehicle_id, principal=principal)
         vehicle = plan.vehicle
         now = utcnow()
@@ -397,6 +436,9 @@ class TestDriveService:
                     await idempotency_store.store_idempotent_answer(
                         self.session, claim_id, 201,
                         idempotency.seal(TEST_DRIVE, idempotency_key, {"drive_id": drive.id, "token": token}))
+            if leader is not None:  # what the requests waiting for this car and start will be told
+                await self._land_after_commit(leader, plan, start)
+                view.landing = True
         except _Replay as replay:
             return await self._replay(replay.record, idempotency_key, request_hash)
         except _Taken as taken:
@@ -406,10 +448,22 @@ class TestDriveService:
                     return await self._replay(record, idempotency_key, request_hash)
             found = await self._next_after_taken(plan, taken, after=max(self._earliest(plan, now, staff=staff), start),
                                                  online=online)
-            message = (_("That time was just taken. These are the next free times.") if found else
-                       _("There is no free time for this car in the next two weeks. Please call the branch."))
-            raise Conflict(message, next_slots=slot_json(found)) from None
+            raise Conflict(self._taken_message(found), next_slots=slot_json(found), car_taken=taken.car) from None
         return view
+
+    async def _land_after_commit(self, leader: Leader, plan: Plan, start: datetime) -> None:
+        outcome = {"next_slots": slot_json(await self.next_free(plan, after=start, online=True, exclude=start))}
+        flights = self.flights
+
+        async def land(committed: bool) -> None:
+            await flights.land(leader, outcome if committed else None)
+
+        after_transaction(self.session, land)
+
+    @staticmethod
+    def _taken_message(found: Sequence[Slot]) -> str:
+        return (_("That time was just taken. These are the next free times.") if found else
+                _("There is no free time for this car in the next two weeks. Please call the branch."))
 
     async def _candidates(self, plan: Plan, start: datetime, *, online: bool, principal=None,
                           ignore_drive: int | None = None, seen: tuple | None = None
@@ -423,7 +477,7 @@ class TestDriveService:
                                     with_people=True)
         car_busy, team, people = seen[:3]
         if any(rules.overlaps((start, until), busy) for busy in car_busy):
-            raise _Taken(start, car_busy, team)
+            raise _Taken(start, car_busy, team, car=True)
         free = rules.free_salespeople(start, plan.drive_minutes, plan.buffer, team, plan.tz)
         if principal is not None and principal.kind == "staff" and principal.id in free:
             free.remove(principal.id)  # a salesperson booking a walk-in goes along themselves
@@ -496,7 +550,7 @@ class TestDriveService:
                 if constraint == SALESPERSON_BUSY:
                     continue  # someone else just took this salesperson: the next one
                 if constraint == VEHICLE_BUSY:
-                    raise _Taken(values["starts_at"]) from None
+                    raise _Taken(values["starts_at"], car=True) from None
                 raise
         raise _Taken(values["starts_at"])
 
