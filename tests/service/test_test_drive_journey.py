@@ -7,7 +7,7 @@ from datetime import UTC, timedelta
 
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from backend.domains.audit.models import AuditEntry
 from backend.domains.customers import service as customers
@@ -20,6 +20,7 @@ from backend.domains.stock.models import Vehicle
 from backend.domains.test_drives import ics, rules
 from backend.domains.test_drives.models import Lead, TestDrive
 from backend.domains.test_drives.service import TestDriveService
+from backend.lib import sealing
 from backend.lib.db import utcnow
 from backend.lib.errors import Conflict, Invalid, NotFound
 from tests.factories import as_principal, make_user
@@ -79,7 +80,12 @@ async def test_check_out_records_licence_key_odometer_and_photo(session, redis, 
                                   check_out_data(licence_number=" 3101 0119 9001 0112 3x "), jpeg())
     drive = out.drive
     assert drive.status == "checked_out" and drive.key_handed_over and drive.odometer_out == 1250
-    assert drive.licence_number == "31010119900101123X" and drive.checked_out_at is not None
+    assert drive.checked_out_at is not None and drive.licence_last4 == "123X"
+    # Sealed at rest (a Chinese licence number is the identity card number): the column alone gives nothing away.
+    stored = (await session.execute(text("SELECT licence_number FROM test_drive WHERE id = :id"),
+                                    {"id": drive.id})).scalar_one()
+    assert "31010119900101123X" not in stored and stored.startswith("sealed:")
+    assert sealing.open_sealed(stored, rules.LICENCE_SEAL) == "31010119900101123X"
     assert (media_in_tmp / f"{drive.licence_photo_key}.jpg").is_file()
     assert (await service.licence_photo(showroom.sales, drive.id, True)).name.endswith("-thumb.jpg")
     entry = (await session.execute(select(AuditEntry).where(AuditEntry.entity == "test_drive",

@@ -53,3 +53,41 @@ async def test_migration_matches_the_models_and_round_trips(base_urls):
     finally:
         await engine.dispose()
         await drop_database(base, name)
+
+
+async def test_migration_0008_seals_the_licence_numbers_already_stored(base_urls, redis):
+    from backend.domains.test_drives.service import TestDriveService
+    from backend.lib.db import make_session_maker, unit_of_work
+    from backend.lib.sealing import open_sealed
+    from tests.showroom import booking, demo_car, free_start, make_showroom
+
+    base, _ = base_urls
+    name = f"forecourt_migration_licence_{os.getpid()}"
+    await recreate_database(base, name)
+    url = database_url_for(base, name)
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        async with unit_of_work(make_session_maker(engine)) as session:
+            showroom = await make_showroom(session, redis, min_notice_minutes=0)
+            car = await demo_car(session, showroom)
+            view = await TestDriveService(session, redis).book(booking(car, await free_start(session, car)))
+            drive_id = view.drive.id
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0007")
+        async with engine.begin() as connection:  # a drive checked out before 0008: the number as typed
+            await connection.execute(text("UPDATE test_drive SET licence_number = '310101199001011234' "
+                                          "WHERE id = :id"), {"id": drive_id})
+        await asyncio.to_thread(upgrade, url)
+        async with engine.connect() as connection:
+            stored, last4 = (await connection.execute(text(
+                "SELECT licence_number, licence_last4 FROM test_drive WHERE id = :id"), {"id": drive_id})).one()
+        assert stored.startswith("sealed:") and "310101" not in stored and last4 == "1234"
+        assert open_sealed(stored, "driving-licence") == "310101199001011234"
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0007")
+        async with engine.connect() as connection:
+            opened = (await connection.execute(text("SELECT licence_number FROM test_drive WHERE id = :id"),
+                                               {"id": drive_id})).scalar_one()
+        assert opened == "310101199001011234"
+    finally:
+        await engine.dispose()
+        await drop_database(base, name)

@@ -81,7 +81,7 @@ def staff_drive_out(view: DriveView) -> StaffTestDriveOut:
     d = view.drive
     return StaffTestDriveOut(
         **drive_out(view).model_dump(), customer_name=view.customer.name, customer_phone=view.customer.phone,
-        licence_number=mask_licence(d.licence_number) or None, licence_expiry=d.licence_expiry,
+        licence_number=mask_licence(d.licence_last4) or None, licence_expiry=d.licence_expiry,
         odometer_out=d.odometer_out, odometer_in=d.odometer_in, energy_level_in=d.energy_level_in,
         interest=d.interest, return_notes=d.return_notes)
 

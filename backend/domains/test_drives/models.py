@@ -167,7 +167,8 @@ class TestDrive(SQLModel, table=True):
     cancelled_at: datetime | None = Field(default=None, sa_column=_at())
     # Check-out: the licence seen, the key handed over, the odometer read.
     checked_out_at: datetime | None = Field(default=None, sa_column=_at())
-    licence_number: str | None = Field(default=None, max_length=24)
+    licence_number: str | None = Field(default=None, max_length=120)  # sealed (rules.LICENCE_SEAL); see 0008
+    licence_last4: str | None = Field(default=None, max_length=4)  # what screens and the API show
     licence_expiry: date | None = Field(default=None, sa_column=Column(Date))
     licence_photo_key: str | None = Field(default=None, max_length=32)
     key_handed_over: bool = Field(default=False)

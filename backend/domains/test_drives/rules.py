@@ -320,11 +320,12 @@ def normalize_licence(value: str) -> str:
     return _LICENCE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value or "")).upper()
 
 
-def mask_licence(value: str | None) -> str:
-    """Staff screens show the last four characters only."""
-    if not value:
-        return ""
-    return "•" * max(0, len(value) - 4) + value[-4:]
+LICENCE_SEAL = "driving-licence"  # the sealing purpose of test_drive.licence_number
+
+
+def mask_licence(last4: str | None) -> str:
+    """Staff screens and the API show the last four characters only."""
+    return "••••" + last4 if last4 else ""
 
 
 def licence_problems(number: str, expiry: date | None, today: date) -> dict[str, str]:

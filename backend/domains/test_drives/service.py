@@ -38,7 +38,7 @@ from backend.domains.service_booking import idempotency
 from backend.domains.service_booking import repository as idempotency_store
 from backend.domains.stock.models import Vehicle
 from backend.domains.stock.rules import VehicleStatus
-from backend.lib import ratelimit
+from backend.lib import ratelimit, sealing
 from backend.lib.db import after_transaction, utcnow
 from backend.lib.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
 from backend.lib.i18n import current_locale, normalize
@@ -781,7 +781,9 @@ class TestDriveService:
             photo_key = photos.new_key()
             await asyncio.to_thread(photos.store, photo_key, processed)
         drive.status, drive.checked_out_at, drive.updated_at = DriveStatus.CHECKED_OUT.value, now, now
-        drive.licence_number, drive.licence_expiry = number, data.licence_expiry
+        # Sealed at rest: a Chinese licence number is the holder's identity card number.
+        drive.licence_number, drive.licence_last4 = sealing.seal(number, rules.LICENCE_SEAL), number[-4:]
+        drive.licence_expiry = data.licence_expiry
         drive.key_handed_over, drive.odometer_out, drive.licence_photo_key = True, data.odometer_out, photo_key
         await self.session.flush()
         await scheduler.cancel(self.session, record_type=TEST_DRIVE, record_id=drive.id)  # no reminder now
