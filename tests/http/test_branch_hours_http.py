@@ -219,6 +219,9 @@ async def test_api_reads_and_sets_the_week_and_holidays(client, session, redis):
     assert (await client.delete(f"{url}/holidays/{day.isoformat()}", headers=key)).status_code == 404
     assert await stored_holidays(session, branch) == []
     assert await audit_count(session, branch) == 3
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    assert set(paths[f"{API}/{{branch_id}}/opening-hours"]) == {"get", "put"}
+    assert "delete" in paths[f"{API}/{{branch_id}}/holidays/{{day}}"]
 
 
 async def test_api_with_a_session_needs_the_csrf_token(client, session, redis):
