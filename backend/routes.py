@@ -3,6 +3,8 @@
 from backend.domains.accounts.api import ApiKeyApi, MeApi
 from backend.domains.accounts.controllers import ApiKeyScreenController, LanguageController, SignInController
 from backend.domains.audit.controllers import AuditApi, AuditScreenController
+from backend.domains.branches.api import BranchHoursApi
+from backend.domains.branches.controllers import BranchHoursController
 from backend.domains.customers.controllers import CustomerController
 from backend.domains.dashboard.controllers import DashboardController
 from backend.domains.notifications.api import NotificationApi, PushSubscriptionApi
@@ -50,6 +52,7 @@ route_handlers = [
     TestDriveBookingController,
     TestDriveTrackController,
     TestDriveDeskController,
+    BranchHoursController,
     HealthController,
     MetricsController,
     MeApi,
@@ -62,4 +65,5 @@ route_handlers = [
     RepairOrderApi,
     TrackApi,
     TestDriveApi,
+    BranchHoursApi,
 ]

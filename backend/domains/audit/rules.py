@@ -39,6 +39,8 @@ ENTITIES = {
     "repair_order_part": lazy_gettext("parts line"),
     "test_drive": lazy_gettext("test drive"),
     "lead": lazy_gettext("lead"),
+    "opening_hours": lazy_gettext("opening hours of branch"),
+    "branch_holiday": lazy_gettext("branch holiday"),
 }
 
 
