@@ -21,10 +21,11 @@ from backend.domains.service_booking.controllers import BookingController
 from backend.domains.stock.api import VehicleApi
 from backend.domains.stock.controllers import StaffStockController, StockController, StockImportController
 from backend.domains.system.controllers import HealthController, MetricsController
-from backend.domains.test_drives.api import TestDriveApi
+from backend.domains.test_drives.api import TestDriveApi, TestDriveSetupApi
 from backend.domains.test_drives.controllers import (
     TestDriveBookingController,
     TestDriveDeskController,
+    TestDriveSetupController,
     TestDriveTrackController,
 )
 
@@ -50,6 +51,7 @@ route_handlers = [
     TestDriveBookingController,
     TestDriveTrackController,
     TestDriveDeskController,
+    TestDriveSetupController,
     HealthController,
     MetricsController,
     MeApi,
@@ -62,4 +64,5 @@ route_handlers = [
     RepairOrderApi,
     TrackApi,
     TestDriveApi,
+    TestDriveSetupApi,
 ]

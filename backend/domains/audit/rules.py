@@ -39,6 +39,9 @@ ENTITIES = {
     "repair_order_part": lazy_gettext("parts line"),
     "test_drive": lazy_gettext("test drive"),
     "lead": lazy_gettext("lead"),
+    "test_drive_settings": lazy_gettext("test-drive booking rules of branch"),
+    "test_drive_model_length": lazy_gettext("test-drive length of model"),
+    "salesperson_hours": lazy_gettext("working hours of salesperson"),
 }
 
 
