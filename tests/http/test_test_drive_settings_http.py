@@ -247,6 +247,11 @@ async def test_model_lengths_api(client, session, redis):
                            ({"make": car.make, "minutes": 45}, "model")):
         response = await client.put(f"{API}/model-lengths", json=payload, headers=manager)
         assert response.status_code == 422 and field in response.json()["error"]["fields"], payload
+    malformed = await client.put(f"{API}/model-lengths", content=b'{"make": ',
+                                 headers=manager | {"Content-Type": "application/json"})
+    assert malformed.status_code == 400 and malformed.json()["error"]["message"]
+    huge = await client.put(f"{API}/model-lengths", json={**body, "model": "x" * 20000}, headers=manager)
+    assert huge.status_code == 413
     assert (await session.get(TestDriveModelLength, (car.make, car.model))).drive_minutes == 45
 
     params = {"make": car.make, "model": car.model}
@@ -287,6 +292,12 @@ async def test_salespeople_api(client, session, redis):
                            ({"working_hours": None, "takes_online": True, "pay": 1}, "pay")):
         response = await client.put(url, json=payload, headers=manager)
         assert response.status_code == 422 and field in response.json()["error"]["fields"], (payload, response.text)
+    for raw in (b"{not json", b"[1, 2]", b""):
+        response = await client.put(url, content=raw, headers=manager | {"Content-Type": "application/json"})
+        assert response.status_code in (400, 422) and response.json()["error"]["message"], raw
+    huge = await client.put(url, json={"working_hours": {"mon": ["09:00", "x" * 20000]}, "takes_online": True},
+                            headers=manager)
+    assert huge.status_code == 413
     assert (await client.put(url, json={"takes_online": True}, headers=sales)).status_code == 403
     other = await client.put(f"{API}/salespeople/{theirs.id}/hours", json={"takes_online": False}, headers=manager)
     assert other.status_code == 404 and theirs.name not in other.text
