@@ -23,10 +23,11 @@ from backend.domains.service_booking.controllers import BookingController
 from backend.domains.stock.api import VehicleApi
 from backend.domains.stock.controllers import StaffStockController, StockController, StockImportController
 from backend.domains.system.controllers import HealthController, MetricsController
-from backend.domains.test_drives.api import TestDriveApi
+from backend.domains.test_drives.api import TestDriveApi, TestDriveSetupApi
 from backend.domains.test_drives.controllers import (
     TestDriveBookingController,
     TestDriveDeskController,
+    TestDriveSetupController,
     TestDriveTrackController,
 )
 
@@ -53,6 +54,7 @@ route_handlers = [
     TestDriveTrackController,
     TestDriveDeskController,
     BranchHoursController,
+    TestDriveSetupController,
     HealthController,
     MetricsController,
     MeApi,
@@ -66,4 +68,5 @@ route_handlers = [
     TrackApi,
     TestDriveApi,
     BranchHoursApi,
+    TestDriveSetupApi,
 ]

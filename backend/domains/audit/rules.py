@@ -41,6 +41,9 @@ ENTITIES = {
     "lead": lazy_gettext("lead"),
     "opening_hours": lazy_gettext("opening hours of branch"),
     "branch_holiday": lazy_gettext("branch holiday"),
+    "test_drive_settings": lazy_gettext("test-drive booking rules of branch"),
+    "test_drive_model_length": lazy_gettext("test-drive length of model"),
+    "salesperson_hours": lazy_gettext("working hours of salesperson"),
 }
 
 

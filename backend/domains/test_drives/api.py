@@ -13,7 +13,7 @@ from datetime import date
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import ValidationException
@@ -29,6 +29,7 @@ from backend.lib.errors import Conflict
 from backend.lib.i18n import gettext as _
 from backend.lib.settings import get_settings
 
+from .configuration import SalespersonSetup, TestDriveSetup
 from .rules import mask_licence
 from .schemas import (
     MAX_ID,
@@ -37,8 +38,14 @@ from .schemas import (
     CarOut,
     CheckOutIn,
     FeedbackIn,
+    HoursIn,
+    ModelLengthIn,
+    ModelLengthOut,
     RescheduleIn,
     ReturnIn,
+    SalespersonOut,
+    SettingsIn,
+    SettingsOut,
     SlotOut,
     StaffTestDriveOut,
     TestDriveOut,
@@ -252,3 +259,97 @@ class TestDriveApi(Controller):
         except Conflict as exc:
             return conflict_response(exc)
         return Response(staff_drive_out(view))
+
+
+# -- what managers configure ----------------------------------------------------------------------------
+
+
+def provide_setup(db_session: AsyncSession) -> TestDriveSetup:
+    return TestDriveSetup(db_session)
+
+
+BranchId = Annotated[int | None, Parameter(ge=1, le=MAX_ID, description="Admins and the group's manager: the "
+                                                                         "branch (default: the caller's own)")]
+MANAGERS = (StaffRole.MANAGER,)  # admins always pass
+
+
+def salesperson_out(person: SalespersonSetup) -> SalespersonOut:
+    return SalespersonOut(id=person.user.id, name=person.user.name, working_hours=person.working_hours,
+                          same_as_branch=person.same_as_branch, takes_online=person.takes_online)
+
+
+class TestDriveSetupApi(Controller):
+    """A branch's booking rules, drive lengths per model and salespeople's hours. Salespeople may read the
+    rules and lengths (they explain the slots customers see); only managers and admins change anything or
+    see colleagues' hours. Changes apply to bookings made afterwards; booked drives keep their times."""
+
+    __test__ = False
+    path = "/api/v1/test-drives"
+    tags = ["test-drive settings"]
+    dependencies = {"setup": Provide(provide_setup, sync_to_thread=False)}
+    exception_handlers = {ValidationException: invalid}
+
+    async def _settings_out(self, setup: TestDriveSetup, branch) -> SettingsOut:
+        settings, is_default = await setup.settings(branch)
+        return SettingsOut(branch_id=branch.id, branch=branch.code, is_default=is_default,
+                           **{name: getattr(settings, name) for name in SettingsIn.model_fields})
+
+    @get("/settings", summary="A branch's test-drive booking rules", guards=[roles_required(*SALES_DESK)])
+    async def settings(self, request: Request, setup: TestDriveSetup, branch_id: BranchId = None) -> SettingsOut:
+        """The defaults (``is_default``: true) while the branch has saved none."""
+        return await self._settings_out(setup, await setup.branch_for(request.user, branch_id))
+
+    @put("/settings", summary="Change a branch's test-drive booking rules", guards=[roles_required(*MANAGERS)],
+         request_max_body_size=MAX_JSON_BYTES)
+    async def save_settings(self, request: Request, setup: TestDriveSetup, data: SettingsIn,
+                            branch_id: BranchId = None) -> SettingsOut:
+        """422 with a message per field outside what booking allows (see the field descriptions)."""
+        branch = await setup.branch_for(request.user, branch_id)
+        await setup.save_settings(request.user, branch, data)
+        return await self._settings_out(setup, branch)
+
+    @get("/model-lengths", summary="Drive lengths of the branch's models", guards=[roles_required(*SALES_DESK)])
+    async def model_lengths(self, request: Request, setup: TestDriveSetup,
+                            branch_id: BranchId = None) -> list[ModelLengthOut]:
+        """Models of the branch's test-drive cars that have a length of their own (the others take the
+        branch's ``drive_minutes``). A model's length applies at every branch that has it."""
+        branch = await setup.branch_for(request.user, branch_id)
+        return [ModelLengthOut(make=c.make, model=c.model, minutes=c.minutes)
+                for c in await setup.model_choices(branch) if c.minutes is not None]
+
+    @put("/model-lengths", summary="Set the drive length of a model", guards=[roles_required(*MANAGERS)],
+         request_max_body_size=MAX_JSON_BYTES)
+    async def set_model_length(self, request: Request, setup: TestDriveSetup, data: ModelLengthIn,
+                               branch_id: BranchId = None) -> ModelLengthOut:
+        """The model must be one of the branch's test-drive cars (422 otherwise)."""
+        branch = await setup.branch_for(request.user, branch_id)
+        choice = await setup.set_model_length(request.user, branch, data.make, data.model, data.minutes)
+        return ModelLengthOut(make=choice.make, model=choice.model, minutes=data.minutes)
+
+    @delete("/model-lengths", summary="Remove a model's own drive length (back to the default)",
+            guards=[roles_required(*MANAGERS)])
+    async def remove_model_length(
+        self, request: Request, setup: TestDriveSetup,
+        make: Annotated[str, Parameter(min_length=1, max_length=40)],
+        model: Annotated[str, Parameter(min_length=1, max_length=60)],
+        branch_id: BranchId = None,
+    ) -> None:
+        branch = await setup.branch_for(request.user, branch_id)
+        await setup.remove_model_length(request.user, branch, make.strip(), model.strip())
+
+    @get("/salespeople", summary="The branch's salespeople: working hours, online bookings",
+         guards=[roles_required(*MANAGERS)])
+    async def salespeople(self, request: Request, setup: TestDriveSetup,
+                          branch_id: BranchId = None) -> list[SalespersonOut]:
+        """``working_hours`` {} (``same_as_branch``) means the branch's opening hours."""
+        branch = await setup.branch_for(request.user, branch_id)
+        return [salesperson_out(p) for p in await setup.salespeople(branch)]
+
+    @put("/salespeople/{staff_user_id:int}/hours", summary="Set a salesperson's hours and online bookings",
+         guards=[roles_required(*MANAGERS)], request_max_body_size=MAX_JSON_BYTES)
+    async def set_hours(self, request: Request, setup: TestDriveSetup,
+                        staff_user_id: Annotated[int, Parameter(ge=1, le=MAX_ID)], data: HoursIn) -> SalespersonOut:
+        """``{"working_hours": {"mon": ["09:00", "18:00"], ..., "sun": null}, "takes_online": true}``; a
+        missing day is a day off; ``working_hours`` null or {} for the branch's opening hours. 404 for a
+        salesperson of another branch."""
+        return salesperson_out(await setup.set_hours(request.user, staff_user_id, data))

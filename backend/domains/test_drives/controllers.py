@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
+from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import File, Redirect, Template
@@ -23,15 +24,16 @@ from backend.domains.accounts.rules import StaffRole
 from backend.domains.service_booking.api import client_ip
 from backend.domains.stock import rules as stock_rules
 from backend.lib.db import utcnow
-from backend.lib.errors import Conflict, DomainError, Invalid
+from backend.lib.errors import Conflict, DomainError, Invalid, NotFound
 from backend.lib.forms import parse_form
 from backend.lib.htmx import is_fragment_request, page
 from backend.lib.i18n import gettext as _
 from backend.lib.settings import get_settings
 
 from . import ics, photos, rules
-from .api import drive_dependencies
-from .schemas import BookingIn, CheckOutIn, FeedbackIn, FollowUpIn, ReturnIn
+from .api import drive_dependencies, provide_setup
+from .configuration import TestDriveSetup
+from .schemas import BookingIn, CheckOutIn, FeedbackIn, FollowUpIn, HoursIn, ReturnIn, SettingsIn
 from .service import DriveView, TestDriveService, branch_label, car_label, tracking_path
 
 BOOKING_DAYS = 14  # the customer's page offers this many days; the API accepts the whole horizon
@@ -450,4 +452,137 @@ class TestDriveDeskController(Controller):
                     headers={"Cache-Control": "private, no-store"})
 
 
-__all__ = ["DriveView", "TestDriveBookingController", "TestDriveDeskController", "TestDriveTrackController"]
+# -- the manager's settings ------------------------------------------------------------------------------
+
+SETTINGS_PATH = "/test-drives/settings"
+
+
+def settings_url(branch_id: int | None) -> str:
+    return f"{SETTINGS_PATH}?branch={branch_id}" if branch_id else SETTINGS_PATH
+
+
+def hours_input(values: dict) -> dict:
+    """The hours form as ``HoursIn`` takes it: None for "same as the branch", else a day -> [start, end]."""
+    if values.get("mode") != "own":
+        return {"working_hours": None, "takes_online": values.get("takes_online") == "on"}
+    hours = {}
+    for day in rules.WEEKDAYS:
+        start, end = values.get(f"{day}_start", "").strip(), values.get(f"{day}_end", "").strip()
+        hours[day] = [start[:5], end[:5]] if start or end else None
+    if not any(hours.values()):
+        hours = dict.fromkeys(rules.WEEKDAYS)  # own hours, no day at work: not the branch's hours
+    return {"working_hours": hours, "takes_online": values.get("takes_online") == "on"}
+
+
+class TestDriveSetupController(Controller):
+    """Where managers configure test drives for their branch (admins and the group's manager pick one)."""
+
+    __test__ = False
+    path = SETTINGS_PATH
+    include_in_schema = False
+    guards = [roles_required(StaffRole.MANAGER), sessions_only]
+    dependencies = {"setup": Provide(provide_setup, sync_to_thread=False)}
+
+    async def _context(self, request: Request, setup: TestDriveSetup, branch_id: int | None, **extra) -> dict:
+        branch = await setup.branch_for(request.user, branch_id)
+        settings, is_default = await setup.settings(branch)
+        scoped = request.user.branch_scope is not None
+        return common(
+            branch=branch, branches=[] if scoped else await setup.branches(request.user),
+            branch_param=None if scoped else branch.id, settings=settings, is_default=is_default,
+            slot_choices=rules.SLOT_CHOICES, models=await setup.model_choices(branch),
+            people=await setup.salespeople(branch), weekdays=rules.WEEKDAYS, labels_weekday=rules.WEEKDAY_LABELS,
+            default_minutes=settings.drive_minutes, **({"person_errors": {}, "person_values": {}} | extra))
+
+    async def _answer(self, request: Request, setup: TestDriveSetup, branch_id: int | None, block: str,
+                      notice: str | None = None, exc: DomainError | None = None, **extra) -> Response:
+        if exc is None and not is_fragment_request(request):
+            return Redirect(settings_url(branch_id), status_code=303)
+        context = await self._context(request, setup, branch_id, **extra)
+        context[f"{block}_notice"] = notice
+        if exc is not None:
+            context[f"{block}_error"] = exc.message
+        return page(request, "test_drives/settings.html", context, block=block,
+                    status_code=exc.status_code if exc else 200)
+
+    @get("/", name="test_drives_settings")
+    async def show(self, request: Request, setup: TestDriveSetup,
+                   branch: Annotated[int | None, Parameter(ge=1, le=2**31 - 1)] = None) -> Template:
+        return page(request, "test_drives/settings.html", await self._context(request, setup, branch),
+                    block="settings")
+
+    @post("/")
+    async def save_rules(self, request: Request, setup: TestDriveSetup) -> Response:
+        values = form_values(await request.form())
+        branch_id = parse_int(values.get("branch"))
+        parsed, errors = parse_form(SettingsIn, {k: values.get(k, "") for k in SettingsIn.model_fields})
+        try:
+            if parsed is None:  # every message at once: the rules for the numbers that could be read
+                numbers = {k: parse_int(values.get(k)) for k in SettingsIn.model_fields}
+                fallback = rules.DEFAULT_RULES
+                problems = rules.settings_problems(**{k: fallback[k] if k in errors or n is None else n
+                                                      for k, n in numbers.items()})
+                raise Invalid(fields=problems | errors)
+            await setup.save_settings(request.user, await setup.branch_for(request.user, branch_id), parsed)
+        except Invalid as exc:
+            return await self._answer(request, setup, branch_id, "rules", exc=exc, errors=exc.fields,
+                                      values=values)
+        return await self._answer(request, setup, branch_id, "rules", notice=_("Booking rules saved."))
+
+    @post("/lengths")
+    async def set_length(self, request: Request, setup: TestDriveSetup) -> Response:
+        values = form_values(await request.form())
+        branch_id = parse_int(values.get("branch"))
+        try:
+            branch = await setup.branch_for(request.user, branch_id)
+            choice = next((c for c in await setup.model_choices(branch) if c.key == values.get("model")), None)
+            minutes = parse_int(values.get("minutes"))
+            problems = {}
+            if choice is None:
+                problems["model"] = _("Choose one of the models your branch offers for test drives.")
+            if minutes is None:
+                problems["minutes"] = _("Enter a number.")
+            if problems:
+                raise Invalid(fields=problems)
+            await setup.set_model_length(request.user, branch, choice.make, choice.model, minutes)
+        except Invalid as exc:
+            return await self._answer(request, setup, branch_id, "lengths", exc=exc, errors=exc.fields,
+                                      values=values)
+        return await self._answer(request, setup, branch_id, "lengths",
+                                  notice=_("%(model)s: %(minutes)s minutes saved.", model=choice.label,
+                                           minutes=minutes))
+
+    @post("/lengths/remove")
+    async def remove_length(self, request: Request, setup: TestDriveSetup) -> Response:
+        values = form_values(await request.form())
+        branch_id = parse_int(values.get("branch"))
+        branch = await setup.branch_for(request.user, branch_id)
+        choice = next((c for c in await setup.model_choices(branch) if c.key == values.get("model")), None)
+        if choice is None:
+            raise NotFound()
+        try:
+            await setup.remove_model_length(request.user, branch, choice.make, choice.model)
+        except NotFound as exc:
+            return await self._answer(request, setup, branch_id, "lengths", exc=exc)
+        return await self._answer(request, setup, branch_id, "lengths",
+                                  notice=_("%(model)s now takes the default length.", model=choice.label))
+
+    @post("/salespeople/{staff_user_id:int}")
+    async def set_hours(self, request: Request, setup: TestDriveSetup, staff_user_id: int) -> Response:
+        values = form_values(await request.form())
+        branch_id = parse_int(values.get("branch"))
+        try:
+            parsed, errors = parse_form(HoursIn, hours_input(values))
+            if parsed is None:
+                raise Invalid(fields=errors)
+            person = await setup.set_hours(request.user, staff_user_id, parsed)
+        except Invalid as exc:
+            return await self._answer(request, setup, branch_id, "people", exc=exc,
+                                      person_errors={staff_user_id: exc.fields},
+                                      person_values={staff_user_id: values})
+        return await self._answer(request, setup, branch_id, "people",
+                                  notice=_("Saved for %(name)s.", name=person.user.name))
+
+
+__all__ = ["DriveView", "TestDriveBookingController", "TestDriveDeskController", "TestDriveSetupController",
+           "TestDriveTrackController"]

@@ -137,6 +137,74 @@ async def set_hours(session: AsyncSession, staff_user_id: int, working_hours: di
         index_elements=["staff_user_id"], set_={"working_hours": working_hours, "takes_online": takes_online}))
 
 
+# -- what managers configure ------------------------------------------------------------------------
+# Each write is one INSERT ... ON CONFLICT statement: two managers saving at once both succeed (the later one
+# wins), where a check-then-insert would fail one of them on the primary key. ``populate_existing`` refreshes
+# an object the session already holds, so the rest of the request reads what was saved.
+
+SETTINGS_FIELDS = ("slot_minutes", "drive_minutes", "buffer_minutes", "min_notice_minutes", "horizon_days")
+
+
+async def settings_values(session: AsyncSession, branch_id: int, *, lock: bool = False) -> dict | None:
+    """The saved booking rules as plain values (for the audit's "before"), or None; ``lock`` holds the row."""
+    query = select(*(getattr(TestDriveSettings, name) for name in SETTINGS_FIELDS)).where(
+        TestDriveSettings.branch_id == branch_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await session.execute(query)).first()
+    return dict(zip(SETTINGS_FIELDS, row, strict=True)) if row else None
+
+
+async def upsert_settings(session: AsyncSession, branch_id: int, values: dict) -> TestDriveSettings:
+    statement = (insert(TestDriveSettings).values(branch_id=branch_id, **values)
+                 .on_conflict_do_update(index_elements=["branch_id"], set_=values).returning(TestDriveSettings))
+    return (await session.execute(statement, execution_options={"populate_existing": True})).scalar_one()
+
+
+async def upsert_model_length(session: AsyncSession, make: str, model: str, minutes: int) -> None:
+    statement = (insert(TestDriveModelLength).values(make=make, model=model, drive_minutes=minutes)
+                 .on_conflict_do_update(index_elements=["make", "model"], set_={"drive_minutes": minutes})
+                 .returning(TestDriveModelLength))
+    await session.execute(statement, execution_options={"populate_existing": True})
+
+
+async def delete_model_length(session: AsyncSession, make: str, model: str) -> int | None:
+    """The removed length in minutes, or None when there was none."""
+    row = await session.get(TestDriveModelLength, (make, model), with_for_update=True)
+    if row is None:
+        return None
+    minutes = row.drive_minutes
+    await session.delete(row)
+    await session.flush()
+    return minutes
+
+
+async def salesperson_hours(session: AsyncSession, staff_user_id: int, *,
+                            lock: bool = False) -> tuple[StaffUser, dict | None, bool] | None:
+    """(the active salesperson, their stored hours or None without a row, takes_online), or None."""
+    if not 0 < staff_user_id <= MAX_ID:
+        return None
+    query = (select(StaffUser, SalespersonHours.working_hours, SalespersonHours.takes_online)
+             .outerjoin(SalespersonHours, SalespersonHours.staff_user_id == StaffUser.id)
+             .where(StaffUser.id == staff_user_id, StaffUser.role == StaffRole.SALES, StaffUser.is_active))
+    if lock:
+        query = query.with_for_update(of=StaffUser)
+    row = (await session.execute(query)).first()
+    if row is None:
+        return None
+    return row[0], row[1], True if row[2] is None else row[2]
+
+
+async def upsert_hours(session: AsyncSession, staff_user_id: int, working_hours: dict,
+                       takes_online: bool) -> SalespersonHours:
+    statement = (insert(SalespersonHours)
+                 .values(staff_user_id=staff_user_id, working_hours=working_hours, takes_online=takes_online)
+                 .on_conflict_do_update(index_elements=["staff_user_id"],
+                                        set_={"working_hours": working_hours, "takes_online": takes_online})
+                 .returning(SalespersonHours))
+    return (await session.execute(statement, execution_options={"populate_existing": True})).scalar_one()
+
+
 # -- queueing for a car and a salesperson ------------------------------------------------------------
 
 

@@ -383,3 +383,95 @@ def follow_up_at(drive_end: datetime, tz: str) -> datetime:
     """The morning after the drive, local time."""
     day = local_day(drive_end, tz) + timedelta(days=1)
     return datetime.combine(day, FOLLOW_UP_AT, tzinfo=ZoneInfo(tz))
+
+
+# -- what managers configure: booking rules, drive lengths, salespeople's hours ---------------------
+#
+# The database's CHECK constraints (``models.TestDriveSettings``) are the last line; these ranges are what
+# a manager may choose, tighter, so that no saved value can break booking:
+# - the slot grid is a multiple of the 15-minute advisory-lock bucket (``lock_keys``), so slots that start on
+#   the quarter hours never straddle buckets and the walk-in "slot running now" is always one of them;
+# - a drive lasts 15 minutes to 4 hours (the car and a salesperson are away that long), in 5-minute steps;
+# - the buffer after a drive is 0 to 2 hours in 5-minute steps (it is part of the interval the exclusion
+#   constraints keep free, ``blocked_until``);
+# - online bookings need 0 minutes to 2 days' notice (the column's own limit);
+# - customers book 1 to 90 days ahead (a quarter: further out a demonstrator may well be sold).
+
+WEEKDAY_LABELS = dict(zip(WEEKDAYS, (lazy_gettext("Monday"), lazy_gettext("Tuesday"), lazy_gettext("Wednesday"),
+                                     lazy_gettext("Thursday"), lazy_gettext("Friday"), lazy_gettext("Saturday"),
+                                     lazy_gettext("Sunday")), strict=True))
+SLOT_CHOICES = tuple(range(LOCK_BUCKET_MINUTES, 121, LOCK_BUCKET_MINUTES))  # 15, 30, ... 120
+DRIVE_MINUTES_RANGE = (15, 240)
+BUFFER_MINUTES_RANGE = (0, 120)
+NOTICE_MINUTES_RANGE = (0, 2880)
+HORIZON_DAYS_RANGE = (1, 90)
+MINUTE_STEP = 5
+DEFAULT_RULES = {"slot_minutes": 30, "drive_minutes": DEFAULT_DRIVE_MINUTES, "buffer_minutes": 15,
+                 "min_notice_minutes": 60, "horizon_days": 30}  # a branch that saved none (``default_settings``)
+
+
+def _in_steps(value: int, low: int, high: int, step: int = 1) -> bool:
+    return low <= value <= high and value % step == 0
+
+
+def drive_minutes_problem(minutes: int) -> str | None:
+    """Why a drive length cannot be used (the default and each model's), or None."""
+    low, high = DRIVE_MINUTES_RANGE
+    if not _in_steps(minutes, low, high, MINUTE_STEP):
+        return _("A test drive lasts %(low)s to %(high)s minutes, in steps of %(step)s.", low=low, high=high,
+                 step=MINUTE_STEP)
+    return None
+
+
+def settings_problems(*, slot_minutes: int, drive_minutes: int, buffer_minutes: int, min_notice_minutes: int,
+                      horizon_days: int) -> dict[str, str]:
+    """Field -> message for booking rules that cannot be saved (empty when they can)."""
+    problems: dict[str, str] = {}
+    if slot_minutes not in SLOT_CHOICES:
+        problems["slot_minutes"] = _("Test drives start every 15, 30, 45, 60, 75, 90, 105 or 120 minutes.")
+    if message := drive_minutes_problem(drive_minutes):
+        problems["drive_minutes"] = message
+    low, high = BUFFER_MINUTES_RANGE
+    if not _in_steps(buffer_minutes, low, high, MINUTE_STEP):
+        problems["buffer_minutes"] = _("The time after each drive is %(low)s to %(high)s minutes, in steps of "
+                                       "%(step)s.", low=low, high=high, step=MINUTE_STEP)
+    low, high = NOTICE_MINUTES_RANGE
+    if not _in_steps(min_notice_minutes, low, high):
+        problems["min_notice_minutes"] = _("The notice for online bookings is %(low)s to %(high)s minutes "
+                                           "(two days).", low=low, high=high)
+    low, high = HORIZON_DAYS_RANGE
+    if not _in_steps(horizon_days, low, high):
+        problems["horizon_days"] = _("Customers can book %(low)s to %(high)s days ahead.", low=low, high=high)
+    return problems
+
+
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def working_hours_problems(hours: Mapping[str, object] | None) -> tuple[dict, dict[str, str]]:
+    """Check a salesperson's ``{"mon": ["09:00", "18:00"], ..., "sun": None}`` and give it back in the stored
+    form (every weekday, "HH:MM" strings, None for a day off), with day -> message for what is wrong.
+
+    Empty (``{}`` or None) means "the branch's opening hours" and is stored as ``{}``: the slot maths reads
+    ``working_hours or branch.opening_hours``, so a person who works no day at all is seven Nones, not ``{}``."""
+    if not hours:
+        return {}, {}
+    problems: dict[str, str] = {}
+    unknown = [str(day) for day in hours if day not in WEEKDAYS]
+    if unknown:
+        problems["working_hours"] = _("Unknown weekday: %(days)s. Use mon, tue, wed, thu, fri, sat, sun.",
+                                      days=", ".join(sorted(unknown))[:80])
+    stored: dict[str, list[str] | None] = {}
+    for day in WEEKDAYS:
+        value = hours.get(day)
+        if value is None or value == [] or value == ["", ""]:
+            stored[day] = None
+            continue
+        if (not isinstance(value, list | tuple) or len(value) != 2
+                or not all(isinstance(v, str) and _CLOCK.match(v) for v in value)):
+            problems[day] = _("Enter the start and end as hours and minutes, e.g. 09:00 and 18:00.")
+        elif value[1] <= value[0]:
+            problems[day] = _("The end of the working day must be after its start.")
+        else:
+            stored[day] = [value[0], value[1]]
+    return stored, problems

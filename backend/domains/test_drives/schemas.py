@@ -126,3 +126,60 @@ class StaffTestDriveOut(TestDriveOut):
     energy_level_in: int | None
     interest: int | None
     return_notes: str
+
+
+# -- what managers configure --------------------------------------------------------------------------
+# Shapes only: the ranges a manager may choose are rules (``rules.settings_problems``), with messages that say
+# what is allowed; these bounds only keep absurd numbers away from them.
+
+
+class SettingsIn(BaseModel):
+    """A branch's booking rules (PUT: all of them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slot_minutes: int = Field(ge=0, le=100_000, description="The grid customers tap on: 15, 30, ... 120")
+    drive_minutes: int = Field(ge=0, le=100_000, description="Default drive length, 15-240, in steps of 5")
+    buffer_minutes: int = Field(ge=0, le=100_000, description="After each drive, 0-120, in steps of 5")
+    min_notice_minutes: int = Field(ge=0, le=100_000, description="Online bookings only, 0-2880")
+    horizon_days: int = Field(ge=0, le=100_000, description="How many days ahead customers may book, 1-90")
+
+
+class SettingsOut(SettingsIn):
+    model_config = ConfigDict(extra="ignore")
+
+    branch_id: int
+    branch: str = Field(description="Branch code")
+    is_default: bool = Field(description="True while the branch has saved nothing (these are the defaults)")
+
+
+class ModelLengthIn(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
+    make: str = Field(min_length=1, max_length=40)
+    model: str = Field(min_length=1, max_length=60)
+    minutes: int = Field(ge=0, le=100_000, description="15-240, in steps of 5")
+
+
+class ModelLengthOut(BaseModel):
+    make: str
+    model: str
+    minutes: int
+
+
+class HoursIn(BaseModel):
+    """A salesperson's hours: ``{"mon": ["09:00", "18:00"], ..., "sun": null}``; null or {} for the branch's
+    opening hours."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    working_hours: dict[str, list[str] | None] | None = Field(default=None, max_length=7)
+    takes_online: bool = Field(description="False keeps them out of the automatic assignment of online bookings")
+
+
+class SalespersonOut(BaseModel):
+    id: int
+    name: str
+    working_hours: dict[str, list[str] | None] = Field(description="{} means the branch's opening hours")
+    same_as_branch: bool
+    takes_online: bool

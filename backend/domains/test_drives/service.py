@@ -69,8 +69,7 @@ REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 def default_settings(branch_id: int) -> TestDriveSettings:
     """A branch nobody configured still takes test drives, with these (unsaved) settings."""
-    return TestDriveSettings(branch_id=branch_id, slot_minutes=30, drive_minutes=rules.DEFAULT_DRIVE_MINUTES,
-                             buffer_minutes=15, min_notice_minutes=60, horizon_days=30)
+    return TestDriveSettings(branch_id=branch_id, **rules.DEFAULT_RULES)
 
 
 def car_label(vehicle: Vehicle) -> str:
