@@ -331,3 +331,27 @@ async def test_plate_and_vin_of_two_different_cars_are_refused(session, redis):
     with pytest.raises(Invalid) as refused:
         await book(session, branch, plate="沪C11111", vin="1M8GDM9AXKP042788", redis=redis)
     assert "do not match" in refused.value.fields["vin"]
+
+
+async def test_a_holiday_closes_the_day_for_new_bookings_and_keeps_the_booked_ones(session, redis):
+    from backend.domains.branches.models import BranchHoliday
+
+    branch = await make_workshop(session)
+    booking_service = BookingService(session, redis)
+    slot = await free_slot(session, branch)
+    kept = await booking_service.book(booking(branch, slot))
+    day = rules.local_day(slot, branch.timezone)
+    session.add(BranchHoliday(branch_id=branch.id, day=day, name="Dragon Boat Festival"))
+    await session.flush()
+
+    result = await booking_service.availability(branch.code, day, ["OIL"])
+    assert result.slots == [] and result.next_available
+    assert all(rules.local_day(s.start, branch.timezone) > day for s in result.next_available)
+    before = await appointments(session, branch)
+    with pytest.raises(Invalid) as refused:
+        await booking_service.book(booking(branch, slot + timedelta(minutes=15)))
+    assert "closed on that day" in refused.value.fields["slot"]
+    assert await appointments(session, branch) == before
+    assert (await session.get(ServiceAppointment, kept.appointment.id)).status == "booked"
+    # The next day is open as usual.
+    assert (await booking_service.availability(branch.code, day + timedelta(days=1), ["OIL"])).slots

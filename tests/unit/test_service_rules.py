@@ -102,6 +102,8 @@ def test_day_capacity_sums_working_technicians_by_skill_and_bays():
     assert capacity["bays"] == 3 * (9 * 60 + 30)
     # The branch is closed on Sunday: nobody's hours count.
     assert set(rules.day_capacity(sunday, techs, bays=3, opening_hours=WEEK).values()) == {0}
+    # A holiday closes a working day the same way.
+    assert set(rules.day_capacity(monday, techs, bays=3, opening_hours=WEEK, holiday=True).values()) == {0}
 
 
 def test_checkin_slots_follow_opening_hours_in_the_branch_zone():
@@ -111,6 +113,7 @@ def test_checkin_slots_follow_opening_hours_in_the_branch_zone():
     assert len(slots) == 35
     assert slots[0].astimezone(UTC).hour == 0  # 08:30 in Shanghai is 00:30 UTC
     assert rules.checkin_slots(date(2026, 11, 29), WEEK, SHANGHAI, 15, 60) == []
+    assert rules.checkin_slots(date(2026, 11, 30), WEEK, SHANGHAI, 15, 60, holiday=True) == []
 
 
 def test_free_slots_need_a_checkin_place_and_every_resource():

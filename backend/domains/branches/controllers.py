@@ -63,8 +63,8 @@ async def screen_context(session: AsyncSession, principal, branch_id: int | None
 
 
 def added_notice(booked_test_drives: int, booked_service_appointments: int) -> str:
-    drives = ngettext("%(num)d booked test drive", "%(num)d booked test drives", booked_test_drives)
-    visits = ngettext("%(num)d booked service appointment", "%(num)d booked service appointments",
+    drives = ngettext("%(num)s booked test drive", "%(num)s booked test drives", booked_test_drives)
+    visits = ngettext("%(num)s booked service appointment", "%(num)s booked service appointments",
                       booked_service_appointments)
     return _("Holiday added. On that day: %(drives)s and %(visits)s. They are not moved or cancelled: please "
              "call those customers.", drives=drives, visits=visits)

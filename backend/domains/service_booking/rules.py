@@ -252,10 +252,11 @@ def weekday_key(day: date) -> str:
 
 
 def day_capacity(day: date, technicians: Iterable[TechnicianSpec], bays: int,
-                 opening_hours: Mapping[str, list[str] | None]) -> dict[str, int]:
-    """Minutes available on ``day`` of every resource; zero everywhere when the branch is closed."""
+                 opening_hours: Mapping[str, list[str] | None], *, holiday: bool = False) -> dict[str, int]:
+    """Minutes available on ``day`` of every resource; zero everywhere when the branch is closed (its weekly
+    day off or a holiday)."""
     key = weekday_key(day)
-    branch_window = parse_hours(opening_hours.get(key))
+    branch_window = None if holiday else parse_hours(opening_hours.get(key))
     capacity = {LABOUR: 0, BAYS: 0, **{f"skill:{s}": 0 for s in SPECIAL_SKILLS}}
     if branch_window is None:
         return capacity
@@ -273,9 +274,10 @@ def day_capacity(day: date, technicians: Iterable[TechnicianSpec], bays: int,
 
 
 def checkin_slots(day: date, opening_hours: Mapping[str, list[str] | None], tz: str, slot_minutes: int,
-                  last_before_close: int) -> list[datetime]:
-    """The advisor check-in slot starts of a local day (aware datetimes in the branch's zone)."""
-    window = parse_hours(opening_hours.get(weekday_key(day)))
+                  last_before_close: int, *, holiday: bool = False) -> list[datetime]:
+    """The advisor check-in slot starts of a local day (aware datetimes in the branch's zone); none on a
+    holiday."""
+    window = None if holiday else parse_hours(opening_hours.get(weekday_key(day)))
     if window is None or slot_minutes <= 0:
         return []
     zone = ZoneInfo(tz)

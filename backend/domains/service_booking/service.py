@@ -71,17 +71,19 @@ class Plan:
     settings: ServiceSettings
     technicians: list[rules.TechnicianSpec]
     bays: int
+    holidays: frozenset[date] = frozenset()  # the branch's holidays from a month back to the horizon
 
     @property
     def tz(self) -> str:
         return self.branch.timezone
 
     def day_capacity(self, day: date) -> dict[str, int]:
-        return rules.day_capacity(day, self.technicians, self.bays, self.branch.opening_hours)
+        return rules.day_capacity(day, self.technicians, self.bays, self.branch.opening_hours,
+                                  holiday=day in self.holidays)
 
     def slots(self, day: date) -> list[datetime]:
         return rules.checkin_slots(day, self.branch.opening_hours, self.tz, self.settings.slot_minutes,
-                                   self.settings.last_checkin_before_close)
+                                   self.settings.last_checkin_before_close, holiday=day in self.holidays)
 
     def today(self, now: datetime) -> date:
         return rules.local_day(now, self.tz)
@@ -168,8 +170,11 @@ class BookingService:
         settings = await repository.settings_for(self.session, branch.id) or default_settings(branch.id)
         technicians = [rules.TechnicianSpec(skills=tuple(t.skills), working_hours=t.working_hours)
                        for t in await repository.technicians_of(self.session, branch.id)]
+        today = rules.local_day(utcnow(), branch.timezone)
+        holidays = await branch_repository.holidays_between(
+            self.session, branch.id, today - timedelta(days=31), today + timedelta(days=settings.horizon_days + 1))
         return Plan(branch=branch, settings=settings, technicians=technicians,
-                    bays=await repository.bay_count(self.session, branch.id))
+                    bays=await repository.bay_count(self.session, branch.id), holidays=frozenset(holidays))
 
     async def plan_capacity(self, branch: Branch, days: Sequence[date], *, replan: bool = True) -> None:
         """Write the counters for ``days`` from today's technicians, bays and hours (never below what is
@@ -354,6 +359,9 @@ class BookingService:
             message = _("Give the time with its time zone.")
             raise Invalid(message, fields={"slot": message})
         slot = wanted.astimezone(ZoneInfo(plan.tz))
+        if rules.local_day(slot, plan.tz) in plan.holidays:
+            message = _("The branch is closed on that day (a holiday). Choose another day.")
+            raise Invalid(message, fields={"slot": message})
         problem = rules.slot_problem(
             slot, valid_slots=plan.slots(rules.local_day(slot, plan.tz)), now=now,
             min_notice_minutes=0 if source != Source.ONLINE else plan.settings.min_notice_minutes,
