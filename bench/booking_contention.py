@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import random
@@ -54,39 +53,20 @@ from backend.lib.scratchdb import (  # noqa: E402
     redis_url_for,
     release_redis_db,
 )
+from bench.common import (  # noqa: E402
+    HOST,
+    configured_urls,
+    connect,
+    flush_redis,
+    free_port,
+    percentile,
+    server_env,
+    stop,
+    wait_until_ready,
+)
 
 BENCH_DB = f"forecourt_bench_td_{os.getpid()}"
-HOST = "127.0.0.1"
 TZ = "Asia/Shanghai"
-
-
-def configured_urls() -> tuple[str | None, str | None]:
-    return (os.environ.get("FORECOURT_DATABASE_URL") or os.environ.get("DATABASE_URL"),
-            os.environ.get("FORECOURT_REDIS_URL") or os.environ.get("REDIS_URL"))
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
-
-
-def flush_redis(url: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
-def server_env(database_url: str, redis_url: str, pool_size: int) -> dict[str, str]:
-    env = os.environ.copy()
-    for name, value in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url)):
-        env[name] = env[f"FORECOURT_{name}"] = value
-    env |= {"FORECOURT_ENV": "development", "FORECOURT_LOG_JSON": "true", "FORECOURT_LOG_LEVEL": "WARNING",
-            "FORECOURT_DB_POOL_SIZE": str(pool_size), "PYTHONUNBUFFERED": "1"}
-    return env
 
 
 # -- the data -----------------------------------------------------------------------------------------------
@@ -130,18 +110,6 @@ async def prepare(database_url: str, cars: int, starts_per_car: int) -> tuple[li
             return [v.id for v in vehicles], starts, day
     finally:
         await engine.dispose()
-
-
-async def connect(database_url: str):
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    from backend.lib.db import async_url
-
-    url = make_url(async_url(database_url))
-    kwargs = {"user": url.username, "password": url.password, "database": url.database}
-    kwargs |= {"host": url.query["host"]} if url.query.get("host") else {"host": url.host, "port": url.port or 5432}
-    return await asyncpg.connect(**kwargs)
 
 
 async def transactions(database_url: str) -> int:
@@ -272,30 +240,6 @@ async def floor(port: int, requests: int, concurrency: int) -> list[float]:
     return latencies
 
 
-def wait_until_ready(process: subprocess.Popen, port: int, log: Path, timeout: float = 90) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"http://{HOST}:{port}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the server did not become ready")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--attempts", type=int, default=500)
@@ -321,7 +265,7 @@ def main() -> int:
     redis_number = claim_redis_db(base_redis, owner=f"bench-{os.getpid()}")
     redis_url = redis_url_for(base_redis, redis_number)
     flush_redis(redis_url)  # a number left by a killed run may hold its rate-limit counters
-    env = server_env(database_url, redis_url, args.pool_size)
+    env = server_env(database_url, redis_url, db_pool_size=str(args.pool_size))
     process = None
     log = Path(tempfile.mkstemp(prefix="forecourt-td-bench-", suffix=".log")[1])
     load_before = os.getloadavg()
@@ -358,8 +302,6 @@ def main() -> int:
         time.sleep(1)  # the statistics collector reports about every half second
         burst_transactions = asyncio.run(transactions(database_url)) - transactions_before
         floor_ms = sorted(t * 1000 for t in asyncio.run(floor(port, args.attempts, args.concurrency)))
-        from bench.http_baseline import stop  # the polite terminate/kill
-
         stop(process)
         process = None
 

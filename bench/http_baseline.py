@@ -35,7 +35,6 @@ import math
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,9 +56,9 @@ from backend.lib.scratchdb import (  # noqa: E402
     redis_url_for,
     release_redis_db,
 )
+from bench.common import HOST, configured_urls, free_port, server_env, stop, tail  # noqa: E402
 
 BENCH_DB = "forecourt_bench"
-HOST = "127.0.0.1"  # the bench never leaves this machine
 SALES_EMAIL = "sales@forecourt.test"
 CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
 MAX_CLIENTS = 256
@@ -71,13 +70,6 @@ SERVER_START_TIMEOUT = 60.0
 # -- servers and the bench database ----------------------------------------------------------------
 
 
-def configured_urls() -> tuple[str | None, str | None]:
-    """The URLs the app itself would use (prefixed names win, as in Settings)."""
-    database_url = os.environ.get("FORECOURT_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    redis_url = os.environ.get("FORECOURT_REDIS_URL") or os.environ.get("REDIS_URL")
-    return database_url, redis_url
-
-
 async def flush_redis(url: str) -> None:
     from backend.lib.redis import make_redis
 
@@ -86,26 +78,6 @@ async def flush_redis(url: str) -> None:
         await client.flushdb()
     finally:
         await client.aclose()
-
-
-def server_env(database_url: str, redis_url: str, log_level: str) -> dict[str, str]:
-    env = os.environ.copy()
-    for name, value in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url)):
-        env[name] = env[f"FORECOURT_{name}"] = value
-    env |= {
-        # Local http: development keeps cookies non-Secure so the client sends them back.
-        "FORECOURT_ENV": "development",
-        "FORECOURT_LOG_JSON": "true",
-        "FORECOURT_LOG_LEVEL": log_level,
-        "PYTHONUNBUFFERED": "1",
-    }
-    return env
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def wait_until_healthy(process: subprocess.Popen, base_url: str, log_path: Path) -> None:
@@ -123,23 +95,6 @@ def wait_until_healthy(process: subprocess.Popen, base_url: str, log_path: Path)
                 raise RuntimeError(f"the server did not become ready in {SERVER_START_TIMEOUT:.0f} s:\n"
                                    f"{tail(log_path)}")
             time.sleep(0.1)
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # -- load ---------------------------------------------------------------------------------------------

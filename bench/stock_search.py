@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import platform
 import random
@@ -66,28 +65,18 @@ from backend.lib.scratchdb import (  # noqa: E402
     redis_url_for,
     release_redis_db,
 )
+from bench.common import (  # noqa: E402
+    HOST,
+    configured_urls,
+    connect,
+    free_port,
+    percentile,
+    server_env,
+    stop,
+    wait_until_ready,
+)
 
 BENCH_DB = "forecourt_bench_stock"
-HOST = "127.0.0.1"
-
-
-def configured_urls() -> tuple[str | None, str | None]:
-    return (os.environ.get("FORECOURT_DATABASE_URL") or os.environ.get("DATABASE_URL"),
-            os.environ.get("FORECOURT_REDIS_URL") or os.environ.get("REDIS_URL"))
-
-
-def server_env(database_url: str, redis_url: str, log_level: str) -> dict[str, str]:
-    env = os.environ.copy()
-    for name, value in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url)):
-        env[name] = env[f"FORECOURT_{name}"] = value
-    env |= {"FORECOURT_ENV": "development", "FORECOURT_LOG_JSON": "true", "FORECOURT_LOG_LEVEL": log_level,
-            "PYTHONUNBUFFERED": "1"}
-    return env
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
 # -- the searches ---------------------------------------------------------------------------------------
@@ -305,7 +294,7 @@ _NOT_APP: set[int] = set()  # backends of the bare loop and of these look-ups (s
 
 async def _backend_pids(database_url: str) -> list[int]:
     """The backends of the app's connections to the bench database."""
-    conn = await _connect(database_url)
+    conn = await connect(database_url)
     try:
         _NOT_APP.add(await conn.fetchval("SELECT pg_backend_pid()"))
         return [r["pid"] for r in await conn.fetch(
@@ -313,22 +302,6 @@ async def _backend_pids(database_url: str) -> list[int]:
             "AND NOT pid = ANY($1::int[])", list(_NOT_APP))]
     finally:
         await conn.close()
-
-
-def wait_until_ready(process: subprocess.Popen, port: int, log: Path, timeout: float = 90) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"http://{HOST}:{port}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the server did not become ready")
 
 
 def main() -> int:
@@ -403,7 +376,7 @@ def main() -> int:
             statements.append((built.sql, built.args))
         paths = ["/api/v1/vehicles?" + urlencode(s) for s in searches]
 
-        port = _free_port()
+        port = free_port()
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "backend.app:create_app", "--factory", "--host", HOST,
@@ -428,7 +401,6 @@ def main() -> int:
             bare += asyncio.run(run_bare(database_url, statements, args.clients, slice_seconds,
                                          args.warmup if turn == 0 else 0.5, cpu))
         seconds = slice_seconds * turns
-        from bench.http_baseline import stop  # noqa: E402 - the polite terminate/kill
 
         stop(process)
         process = None
@@ -472,25 +444,6 @@ def main() -> int:
         log.unlink(missing_ok=True)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-async def _connect(database_url: str) -> asyncpg.Connection:
-    from sqlalchemy.engine import make_url
-
-    from backend.lib.db import async_url
-
-    url = make_url(async_url(database_url))
-    kwargs = {"user": url.username, "password": url.password, "database": url.database}
-    kwargs |= {"host": url.query["host"]} if url.query.get("host") else {"host": url.host, "port": url.port or 5432}
-    return await asyncpg.connect(**kwargs)
-
-
 async def _count_vehicles(base_db: str, name: str) -> int | None:
     admin = await admin_connection(base_db)
     try:
@@ -499,7 +452,7 @@ async def _count_vehicles(base_db: str, name: str) -> int | None:
         await admin.close()
     if not exists:
         return None
-    conn = await _connect(database_url_for(base_db, name))
+    conn = await connect(database_url_for(base_db, name))
     try:
         return await conn.fetchval("SELECT count(*) FROM vehicle")
     except asyncpg.PostgresError:
@@ -509,7 +462,7 @@ async def _count_vehicles(base_db: str, name: str) -> int | None:
 
 
 async def _analyze(database_url: str) -> None:
-    conn = await _connect(database_url)
+    conn = await connect(database_url)
     try:
         await conn.execute("VACUUM ANALYZE vehicle")
         await conn.execute("VACUUM ANALYZE vehicle_facet_count")
@@ -519,7 +472,7 @@ async def _analyze(database_url: str) -> None:
 
 
 async def _searches(database_url: str, count: int) -> list[dict]:
-    conn = await _connect(database_url)
+    conn = await connect(database_url)
     try:
         return await make_searches(conn, count)
     finally:
@@ -527,7 +480,7 @@ async def _searches(database_url: str, count: int) -> list[dict]:
 
 
 async def _branch_ids(database_url: str) -> dict[str, int]:
-    conn = await _connect(database_url)
+    conn = await connect(database_url)
     try:
         return {r["code"]: r["id"] for r in await conn.fetch("SELECT id, code FROM branch")}
     finally:
