@@ -26,6 +26,15 @@ async def hit(redis: Redis, key: str, limit: int, window_seconds: int) -> Limit:
     return Limit(allowed=count <= limit, count=count, retry_after=max(int(ttl), 1))
 
 
+async def enforce(redis: Redis, key: str, limit: int, window_seconds: int) -> None:
+    """:func:`hit`, raising RateLimited (429 with Retry-After) when the limit is passed."""
+    from backend.lib.errors import RateLimited
+
+    found = await hit(redis, key, limit, window_seconds)
+    if not found.allowed:
+        raise RateLimited(retry_after=found.retry_after)
+
+
 async def peek(redis: Redis, key: str, limit: int) -> Limit:
     """Look without counting (so a locked-out account is refused before its password is checked)."""
     full_key = f"ratelimit:{key}"

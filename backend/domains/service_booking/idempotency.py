@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -67,3 +68,25 @@ def replayed_answer(scope: str, record, key: str, request_hash: str) -> dict:
         message = _("This Idempotency-Key was already used for a different booking.")
         raise Invalid(message, fields={"idempotency_key": message})
     return unseal(scope, key, record.response)
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A booking request as its ``Idempotency-Key`` sees it."""
+
+    key: str | None
+    request_hash: str
+    key_hash: str | None
+
+
+async def submission(session, scope: str, key: str | None, payload: dict):
+    """The submission, and the stored answer when a request with this key already succeeded (then the caller
+    replays it and does nothing else); refuses a malformed key."""
+    from . import repository
+
+    require_acceptable(key)
+    found = Submission(key=key, request_hash=request_hash(payload), key_hash=key_hash(scope, key) if key else None)
+    if found.key_hash is None:
+        return found, None
+    record = await repository.idempotency_record(session, scope, found.key_hash)
+    return found, (record if record is not None and record.status_code else None)

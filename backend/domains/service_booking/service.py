@@ -29,7 +29,7 @@ from backend.domains.notifications.service import NotificationRequest
 from backend.domains.scheduler import service as scheduler
 from backend.lib import ratelimit
 from backend.lib.db import utcnow
-from backend.lib.errors import Conflict, Invalid, NotFound, RateLimited
+from backend.lib.errors import Conflict, Invalid, NotFound
 from backend.lib.i18n import current_locale, normalize
 from backend.lib.i18n import gettext as _
 
@@ -250,18 +250,13 @@ class BookingService:
         """Book operations at a slot. Refusals: Invalid (422) for bad input, Conflict (409, with
         ``next_slots``) when the capacity is gone, RateLimited for too many public bookings."""
         staff = principal is not None
-        idempotency.require_acceptable(idempotency_key)
-        request_hash = idempotency.request_hash(data.model_dump(mode="json"))
-        key_hash = idempotency.key_hash(APPOINTMENT, idempotency_key) if idempotency_key else None
-        if key_hash is not None:  # a retry of a request that already succeeded: its answer, nothing else
-            record = await repository.idempotency_record(self.session, APPOINTMENT, key_hash)
-            if record is not None and record.status_code:
-                return await self._replay(record, idempotency_key, request_hash)
+        submitted, done = await idempotency.submission(self.session, APPOINTMENT, idempotency_key,
+                                                       data.model_dump(mode="json"))
+        request_hash, key_hash = submitted.request_hash, submitted.key_hash
+        if done is not None:  # a retry of a request that already succeeded: its answer, nothing else
+            return await self._replay(done, idempotency_key, request_hash)
         if not staff:
-            limit = await ratelimit.hit(self.redis, f"service-booking:ip:{ip}", BOOKINGS_PER_IP,
-                                        BOOKING_WINDOW_SECONDS)
-            if not limit.allowed:
-                raise RateLimited(retry_after=limit.retry_after)
+            await ratelimit.enforce(self.redis, f"service-booking:ip:{ip}", BOOKINGS_PER_IP, BOOKING_WINDOW_SECONDS)
 
         branch = await self.branch(data.branch)
         if staff and principal.branch_scope is not None and principal.branch_scope != branch.id:

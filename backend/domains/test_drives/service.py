@@ -40,7 +40,7 @@ from backend.domains.stock.models import Vehicle
 from backend.domains.stock.rules import VehicleStatus
 from backend.lib import ratelimit, sealing
 from backend.lib.db import after_transaction, utcnow
-from backend.lib.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
+from backend.lib.errors import Conflict, Forbidden, Invalid, NotFound
 from backend.lib.i18n import current_locale, normalize
 from backend.lib.i18n import gettext as _
 from backend.lib.singleflight import Flights, Leader
@@ -335,18 +335,14 @@ class TestDriveService:
         """Book a drive. Refusals: Invalid (422) for bad input, Conflict (409, with ``next_slots``) when the car
         or every salesperson is taken, RateLimited (429) for too many public bookings from one address."""
         staff = principal is not None
-        idempotency.require_acceptable(idempotency_key)
-        request_hash = idempotency.request_hash(data.model_dump(mode="json"))
-        key_hash = idempotency.key_hash(TEST_DRIVE, idempotency_key) if idempotency_key else None
-        if key_hash is not None:  # a retry of a request that already succeeded: its answer, nothing else
-            record = await idempotency_store.idempotency_record(self.session, TEST_DRIVE, key_hash)
-            if record is not None and record.status_code:
-                return await self._replay(record, idempotency_key, request_hash)
+        submitted, done = await idempotency.submission(self.session, TEST_DRIVE, idempotency_key,
+                                                       data.model_dump(mode="json"))
+        request_hash, key_hash = submitted.request_hash, submitted.key_hash
+        if done is not None:  # a retry of a request that already succeeded: its answer, nothing else
+            return await self._replay(done, idempotency_key, request_hash)
         if not staff:
-            limit = await ratelimit.hit(self.redis, f"test-drive-booking:ip:{ip}", BOOKINGS_PER_IP,
-                                        BOOKING_WINDOW_SECONDS)
-            if not limit.allowed:
-                raise RateLimited(retry_after=limit.retry_after)
+            await ratelimit.enforce(self.redis, f"test-drive-booking:ip:{ip}", BOOKINGS_PER_IP,
+                                    BOOKING_WINDOW_SECONDS)
 
         source = self._source(data, staff)
         phone = self._contact(data)
