@@ -29,6 +29,12 @@ async def saved_settings(session, branch) -> TestDriveSettings | None:
                                   .execution_options(populate_existing=True))).scalar_one_or_none()
 
 
+async def length_of(session, branch, car) -> TestDriveModelLength | None:
+    return (await session.execute(select(TestDriveModelLength).where(
+        TestDriveModelLength.branch_id == branch.id, TestDriveModelLength.make == car.make,
+        TestDriveModelLength.model == car.model).execution_options(populate_existing=True))).scalar_one_or_none()
+
+
 async def hours_of(session, person) -> SalespersonHours | None:
     return (await session.execute(select(SalespersonHours).where(SalespersonHours.staff_user_id == person.id)
                                   .execution_options(populate_existing=True))).scalar_one_or_none()
@@ -107,7 +113,7 @@ async def test_drive_length_per_model_on_the_screen(client, session, redis):
                               headers=HX)
     assert saved.status_code == 200 and f"{car.make} {car.model}: 45 minutes saved." in saved.text
     assert 'data-testid="length-row"' in saved.text and "45 min" in saved.text
-    assert (await session.get(TestDriveModelLength, (car.make, car.model))).drive_minutes == 45
+    assert (await length_of(session, showroom.branch, car)).drive_minutes == 45
     removed = await client.post(f"{PAGE}/lengths/remove", data={"_csrf_token": token, "model": key}, headers=HX)
     assert removed.status_code == 200 and "now takes the default length" in removed.text
     assert await count(session, TestDriveModelLength, TestDriveModelLength.model == car.model) == 0
@@ -252,7 +258,7 @@ async def test_model_lengths_api(client, session, redis):
     assert malformed.status_code == 400 and malformed.json()["error"]["message"]
     huge = await client.put(f"{API}/model-lengths", json={**body, "model": "x" * 20000}, headers=manager)
     assert huge.status_code == 413
-    assert (await session.get(TestDriveModelLength, (car.make, car.model))).drive_minutes == 45
+    assert (await length_of(session, showroom.branch, car)).drive_minutes == 45
 
     params = {"make": car.make, "model": car.model}
     assert (await client.delete(f"{API}/model-lengths", params=params, headers=sales)).status_code == 403
@@ -262,6 +268,59 @@ async def test_model_lengths_api(client, session, redis):
     assert gone.status_code == 204
     assert (await client.delete(f"{API}/model-lengths", params=params, headers=manager)).status_code == 404
     assert (await client.get(f"{API}/model-lengths", headers=sales)).json() == []
+
+
+async def test_a_manager_cannot_set_or_remove_another_branchs_model_length(client, session, redis):
+    """Both branches drive the same model; B has its own 60 minutes. A's manager (API key and screen) cannot
+    touch B's length, and setting A's own changes only A's; an admin may set B's with ``?branch_id=``."""
+    mine = await make_showroom(session, redis)
+    theirs = await make_showroom(session, redis)
+    car = await demo_car(session, mine)
+    their_car = await demo_car(session, theirs, model=car.model)
+    session.add(TestDriveModelLength(branch_id=theirs.branch.id, make=car.make, model=car.model, drive_minutes=60))
+    await session.flush()
+    manager = await api_key(session, redis, "manager", mine.branch)
+    body = {"make": car.make, "model": car.model, "minutes": 45}
+    params = {"make": car.make, "model": car.model}
+    other = {"branch_id": theirs.branch.id}
+
+    put = await client.put(f"{API}/model-lengths", json=body, params=other, headers=manager)
+    assert put.status_code == 403 and put.json()["error"]["message"]
+    delete = await client.delete(f"{API}/model-lengths", params=params | other, headers=manager)
+    assert delete.status_code == 403
+    assert (await client.get(f"{API}/model-lengths", params=other, headers=manager)).status_code == 403
+    # Without naming B: A has no length of its own to remove, and B's stays.
+    assert (await client.delete(f"{API}/model-lengths", params=params, headers=manager)).status_code == 404
+    assert (await length_of(session, theirs.branch, car)).drive_minutes == 60
+    assert await length_of(session, mine.branch, car) is None
+
+    await signed_in(client, mine.manager)  # the screen: the same refusals
+    token = await csrf_token(client, PAGE)
+    form = {"_csrf_token": token, "branch": str(theirs.branch.id), "model": f"{car.make}|{car.model}"}
+    assert (await client.post(f"{PAGE}/lengths", data=form | {"minutes": "45"}, headers=HX)).status_code == 403
+    assert (await client.post(f"{PAGE}/lengths/remove", data=form, headers=HX)).status_code == 403
+    assert (await length_of(session, theirs.branch, car)).drive_minutes == 60
+    assert await count(session, AuditEntry, AuditEntry.entity == "test_drive_model_length") == 0
+
+    saved = await client.put(f"{API}/model-lengths", json=body, headers=manager)  # A's own: A only
+    assert saved.status_code == 200 and saved.json() == body
+    assert (await length_of(session, mine.branch, car)).drive_minutes == 45
+    assert (await length_of(session, theirs.branch, car)).drive_minutes == 60
+    for branch, offered in ((mine.branch, [(car.id, 45)]), (theirs.branch, [(their_car.id, 60)])):
+        cars = (await client.get(f"{API}/cars", params={"branch": branch.code})).json()
+        assert [(c["id"], c["drive_minutes"]) for c in cars] == offered
+    [entry] = (await session.execute(select(AuditEntry).where(AuditEntry.entity == "test_drive_model_length"))
+               ).scalars().all()
+    assert entry.branch_id == mine.branch.id and entry.after == {"branch_id": mine.branch.id, **params,
+                                                                 "drive_minutes": 45}
+
+    admin = await api_key(session, redis, "admin", mine.branch)
+    picked = await client.put(f"{API}/model-lengths", json=body | {"minutes": 90}, params=other, headers=admin)
+    assert picked.status_code == 200
+    assert (await length_of(session, theirs.branch, car)).drive_minutes == 90
+    assert (await length_of(session, mine.branch, car)).drive_minutes == 45
+    listed = await client.get(f"{API}/model-lengths", params=other, headers=admin)
+    assert listed.json() == [body | {"minutes": 90}]
 
 
 async def test_salespeople_api(client, session, redis):

@@ -1,5 +1,5 @@
 """Migration 0006 creates exactly what the test-drive models declare (the exclusion constraints included),
-and goes down and up again."""
+and goes down and up again; 0008 seals licence numbers; 0009 gives each branch its own model lengths."""
 
 import asyncio
 import os
@@ -88,6 +88,73 @@ async def test_migration_0008_seals_the_licence_numbers_already_stored(base_urls
             opened = (await connection.execute(text("SELECT licence_number FROM test_drive WHERE id = :id"),
                                                {"id": drive_id})).scalar_one()
         assert opened == "310101199001011234"
+    finally:
+        await engine.dispose()
+        await drop_database(base, name)
+
+
+async def test_migration_0009_copies_each_model_length_to_every_branch_and_round_trips(base_urls):
+    """A length set before 0009 applied at every branch: afterwards every branch has it (nothing changes for
+    anyone). Going down keeps one length per model: the minutes most branches use, ties the lowest branch's."""
+    from backend.lib.db import make_session_maker, unit_of_work
+    from tests.factories import make_branch
+
+    base, _ = base_urls
+    name = f"forecourt_migration_lengths_{os.getpid()}"
+    await recreate_database(base, name)
+    url = database_url_for(base, name)
+    engine = create_async_engine(url, poolclass=NullPool)
+
+    async def primary_key() -> list[str]:
+        async with engine.connect() as connection:
+            return await connection.run_sync(
+                lambda c: inspect(c).get_pk_constraint("test_drive_model_length")["constrained_columns"])
+
+    try:
+        await asyncio.to_thread(upgrade, url)
+        async with unit_of_work(make_session_maker(engine)) as session:
+            first, second, third = [(await make_branch(session)).id for _ in range(3)]
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0008")
+        assert await primary_key() == ["make", "model"]
+        async with engine.begin() as connection:  # lengths set before 0009, for everyone
+            await connection.execute(text("INSERT INTO test_drive_model_length (make, model, drive_minutes) "
+                                          "VALUES ('BYD', 'Han', 45), ('Tesla', 'Model Y', 40)"))
+
+        await asyncio.to_thread(upgrade, url)
+        assert await primary_key() == ["branch_id", "make", "model"]
+        async with engine.connect() as connection:
+            rows = set((await connection.execute(text(
+                "SELECT branch_id, make, model, drive_minutes FROM test_drive_model_length"))).all())
+            nullable = (await connection.execute(text(
+                "SELECT is_nullable FROM information_schema.columns WHERE table_name = 'test_drive_model_length' "
+                "AND column_name = 'branch_id'"))).scalar_one()
+            diffs = await connection.run_sync(lambda c: compare_metadata(
+                MigrationContext.configure(c, opts={"compare_type": True}), metadata))
+        assert rows == {(b, "BYD", "Han", 45) for b in (first, second, third)} | \
+            {(b, "Tesla", "Model Y", 40) for b in (first, second, third)}
+        assert nullable == "NO"
+        assert [d for d in diffs if "test_drive_model_length" in str(d)] == []
+
+        async with engine.begin() as connection:  # branches go their own ways
+            await connection.execute(text("UPDATE test_drive_model_length SET drive_minutes = 60 "
+                                          "WHERE make = 'BYD' AND branch_id IN (:b, :c)"), {"b": second, "c": third})
+            await connection.execute(text("UPDATE test_drive_model_length SET drive_minutes = 50 "
+                                          "WHERE make = 'Tesla' AND branch_id = :b"), {"b": second})
+            await connection.execute(text("DELETE FROM test_drive_model_length "
+                                          "WHERE make = 'Tesla' AND branch_id = :c"), {"c": third})
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0008")
+        assert await primary_key() == ["make", "model"]
+        async with engine.connect() as connection:
+            kept = set((await connection.execute(text(
+                "SELECT make, model, drive_minutes FROM test_drive_model_length"))).all())
+        assert kept == {("BYD", "Han", 60), ("Tesla", "Model Y", 40)}  # most branches; a tie: the lowest id's
+
+        await asyncio.to_thread(upgrade, url)
+        async with engine.connect() as connection:
+            again = set((await connection.execute(text(
+                "SELECT branch_id, make, model, drive_minutes FROM test_drive_model_length"))).all())
+        assert again == {(b, "BYD", "Han", 60) for b in (first, second, third)} | \
+            {(b, "Tesla", "Model Y", 40) for b in (first, second, third)}
     finally:
         await engine.dispose()
         await drop_database(base, name)

@@ -8,7 +8,7 @@ from backend.domains.accounts import repository as accounts
 from backend.domains.branches import repository as branches
 from backend.domains.stock.models import Vehicle
 from backend.domains.test_drives import rules
-from backend.domains.test_drives.models import SalespersonHours, TestDrive
+from backend.domains.test_drives.models import SalespersonHours, TestDrive, TestDriveModelLength
 from backend.domains.test_drives.service import TestDriveService
 from backend.lib.db import utcnow
 from backend.seed import seed_demo
@@ -24,6 +24,8 @@ async def test_the_demo_data_has_bookable_test_drives(session, redis):
     assert {"BYD Han", "BYD Seal", "Li Auto L7", "Tesla Model Y"} <= set(cars)
     assert cars["Li Auto L7"][1] == 45 and cars["BYD Han"][1] == 30
     assert cars["Tesla Model Y"][0].status == "in_stock"  # marked drivable by a manager
+    lengths = (await session.execute(select(TestDriveModelLength.branch_id, TestDriveModelLength.model))).all()
+    assert sorted(lengths) == [(sh01.id, "L7"), (sh01.id, "Model Y")]  # SH01's own: HZ01 keeps its default
     tomorrow = rules.local_day(utcnow(), sh01.timezone) + timedelta(days=1)
     for vehicle, _minutes in cars.values():
         assert (await service.availability(vehicle.id, tomorrow)).slots, vehicle.model

@@ -97,6 +97,8 @@ async def test_a_models_drive_length_changes_its_slots_and_removing_it_restores_
     entries = await audits(session, "test_drive_model_length")
     assert [(e.action, e.before["drive_minutes"], (e.after or {}).get("drive_minutes")) for e in entries] == \
         [("update", None, 45), ("update", 45, 90), ("delete", 90, None)]
+    assert {(e.branch_id, e.before["branch_id"], e.entity_id) for e in entries} == \
+        {(showroom.branch.id, showroom.branch.id, f"{showroom.branch.code} {car.make} {car.model}")}
     with pytest.raises(NotFound):
         await setup.remove_model_length(showroom.manager, showroom.branch, car.make, car.model)
 
@@ -115,14 +117,50 @@ async def test_only_the_branchs_own_models_and_sensible_lengths(session, redis):
     assert "15 to 240" in refused.value.fields["minutes"]
     with pytest.raises(Forbidden):
         await setup.set_model_length(showroom.sales, showroom.branch, car.make, car.model, 45)
-    session.add(TestDriveModelLength(make=their_car.make, model=their_car.model, drive_minutes=60))
+    session.add(TestDriveModelLength(branch_id=elsewhere.branch.id, make=their_car.make, model=their_car.model,
+                                     drive_minutes=60))
     await session.flush()
     with pytest.raises(NotFound):  # another branch's model: not this manager's to remove
         await setup.remove_model_length(showroom.manager, showroom.branch, their_car.make, their_car.model)
+    with pytest.raises(Forbidden):  # nor through the other branch
+        await setup.branch_for(showroom.manager, elsewhere.branch.id)
     count = select(func.count()).select_from(TestDriveModelLength).where(
         TestDriveModelLength.model.in_([car.model, their_car.model]))
     assert (await session.execute(count)).scalar_one() == 1
     assert await audits(session, "test_drive_model_length") == []
+
+
+async def test_a_branchs_model_length_leaves_another_branchs_same_model_alone(session, redis):
+    """Branch A's manager sets the BYD Han to 45 minutes: branch B's Han keeps B's default 30-minute slots."""
+    a = await make_showroom(session, redis)
+    b = await make_showroom(session, redis)
+    car_a = await demo_car(session, a)
+    car_b = await demo_car(session, b, model=car_a.model)  # the same make and model at both branches
+    day = day_after_tomorrow(a)
+    setup, service = TestDriveSetup(session), TestDriveService(session)
+    b_before = await service.availability(car_b.id, day)
+    assert b_before.drive_minutes == 30 and len(b_before.slots) == 18
+
+    await setup.set_model_length(a.manager, a.branch, car_a.make, car_a.model, 45)
+    a_after = await service.availability(car_a.id, day)
+    assert a_after.drive_minutes == 45 and all(s.end - s.start == timedelta(minutes=45) for s in a_after.slots)
+    b_after = await service.availability(car_b.id, day)
+    assert b_after.drive_minutes == 30 and hhmm(b_after.slots) == hhmm(b_before.slots)
+    assert all(s.end - s.start == timedelta(minutes=30) for s in b_after.slots)
+    assert [(c.model, c.minutes) for c in await setup.model_choices(b.branch)] == [(car_b.model, None)]
+    assert [(c.model, c.minutes) for c in await setup.model_choices(a.branch)] == [(car_a.model, 45)]
+    cars = {v.id: minutes for v, minutes in await service.cars(like=car_a)}
+    assert cars[car_a.id] == 45 and cars[car_b.id] == 30
+    assert [m for _v, m in await service.cars(branch_id=b.branch.id)] == [30]
+    assert (await service.plan_for(car_b)).drive_minutes == 30
+    assert (await service.bookable(car_b.id)).drive_minutes == 30
+
+    await setup.set_model_length(b.manager, b.branch, car_b.make, car_b.model, 60)  # B's own, A keeps 45
+    assert (await service.availability(car_b.id, day)).drive_minutes == 60
+    assert (await service.availability(car_a.id, day)).drive_minutes == 45
+    await setup.remove_model_length(a.manager, a.branch, car_a.make, car_a.model)
+    assert (await service.availability(car_a.id, day)).drive_minutes == 30
+    assert (await service.availability(car_b.id, day)).drive_minutes == 60
 
 
 async def test_a_salespersons_hours_and_online_bookings_change_the_slots(session, redis):

@@ -59,7 +59,8 @@ async def test_drive_length_per_model_and_salespeople_hours_shape_the_slots(sess
     afternoons = {d: ["13:00", "18:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     showroom = await make_showroom(session, redis, salesperson_hours=afternoons)
     car = await demo_car(session, showroom)
-    session.add(TestDriveModelLength(make=car.make, model=car.model, drive_minutes=60))
+    session.add(TestDriveModelLength(branch_id=showroom.branch.id, make=car.make, model=car.model,
+                                     drive_minutes=60))
     await session.flush()
     result = await TestDriveService(session).availability(car.id, day_after_tomorrow(showroom))
     assert result.drive_minutes == 60

@@ -312,7 +312,8 @@ class TestDriveSetupApi(Controller):
     async def model_lengths(self, request: Request, setup: TestDriveSetup,
                             branch_id: BranchId = None) -> list[ModelLengthOut]:
         """Models of the branch's test-drive cars that have a length of their own (the others take the
-        branch's ``drive_minutes``). A model's length applies at every branch that has it."""
+        branch's ``drive_minutes``). Each branch sets its own: another branch's length of the same model is
+        not this one's."""
         branch = await setup.branch_for(request.user, branch_id)
         return [ModelLengthOut(make=c.make, model=c.model, minutes=c.minutes)
                 for c in await setup.model_choices(branch) if c.minutes is not None]

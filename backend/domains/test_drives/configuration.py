@@ -57,6 +57,11 @@ class SalespersonSetup:
         return not self.working_hours
 
 
+def _length_id(branch: Branch, make: str, model: str) -> str:
+    """The audit's entity id of a branch's model length ("SH01 BYD Han"; the column holds 64 characters)."""
+    return f"{branch.code} {make} {model}"[:64]
+
+
 def settings_values(settings: TestDriveSettings) -> dict:
     return {name: getattr(settings, name) for name in repository.SETTINGS_FIELDS}
 
@@ -113,11 +118,11 @@ class TestDriveSetup:
     # -- drive length per model --------------------------------------------------------------------------
 
     async def model_choices(self, branch: Branch) -> list[ModelChoice]:
-        """Each make and model the branch has a drivable car of, once, with its length if one is set."""
+        """Each make and model the branch has a drivable car of, once, with the branch's length if one is set."""
         vehicles = await repository.drivable_vehicles(self.session, branch_id=branch.id, limit=1000)
-        lengths = await repository.model_lengths(self.session)
+        lengths = await repository.model_lengths(self.session, branch.id)
         seen = dict.fromkeys((v.make, v.model) for v in vehicles)
-        return [ModelChoice(make, model, lengths.get((make, model))) for make, model in sorted(seen)]
+        return [ModelChoice(make, model, lengths.get((branch.id, make, model))) for make, model in sorted(seen)]
 
     async def set_model_length(self, principal, branch: Branch, make: str, model: str, minutes: int) -> ModelChoice:
         self._require_manager(principal)
@@ -129,26 +134,30 @@ class TestDriveSetup:
             problems["minutes"] = message
         if problems:
             raise Invalid(fields=problems)
-        await repository.upsert_model_length(self.session, make, model, minutes)
+        await repository.upsert_model_length(self.session, branch.id, make, model, minutes)
         if choice.minutes != minutes:
             await audit.record_by(self.session, principal, action="update", entity=LENGTH_ENTITY,
-                                  entity_id=choice.label, branch_id=branch.id,
-                                  before={"make": make, "model": model, "drive_minutes": choice.minutes},
-                                  after={"make": make, "model": model, "drive_minutes": minutes})
+                                  entity_id=_length_id(branch, make, model), branch_id=branch.id,
+                                  before={"branch_id": branch.id, "make": make, "model": model,
+                                          "drive_minutes": choice.minutes},
+                                  after={"branch_id": branch.id, "make": make, "model": model,
+                                         "drive_minutes": minutes})
         return ModelChoice(make, model, minutes)
 
     async def remove_model_length(self, principal, branch: Branch, make: str, model: str) -> None:
-        """Back to the branch's default length. A branch manager removes only their own models' lengths."""
+        """Back to the branch's default length, at this branch only. A branch manager removes only their own
+        branch's lengths (``branch`` comes from ``branch_for``, which refuses another branch)."""
         self._require_manager(principal)
         if principal.branch_scope is not None and not any(
                 (c.make, c.model) == (make, model) for c in await self.model_choices(branch)):
             raise NotFound()
-        minutes = await repository.delete_model_length(self.session, make, model)
+        minutes = await repository.delete_model_length(self.session, branch.id, make, model)
         if minutes is None:
             raise NotFound(_("This model has no drive length of its own."))
         await audit.record_by(self.session, principal, action="delete", entity=LENGTH_ENTITY,
-                              entity_id=f"{make} {model}", branch_id=branch.id,
-                              before={"make": make, "model": model, "drive_minutes": minutes}, after=None)
+                              entity_id=_length_id(branch, make, model), branch_id=branch.id,
+                              before={"branch_id": branch.id, "make": make, "model": model,
+                                      "drive_minutes": minutes}, after=None)
 
     # -- salespeople -----------------------------------------------------------------------------------
 

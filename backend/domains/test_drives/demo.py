@@ -1,6 +1,6 @@
 """Demo data for test drives: demonstrators at SH01 and HZ01 (plus in-stock twins, so a customer who finds
 one in the stock search books its demonstrator), one in-stock car a manager marked drivable, salespeople
-with working hours (one more at HZ01, which had none), per-model drive lengths and two bookings.
+with working hours (one more at HZ01, which had none), SH01's drive lengths per model and two bookings.
 
 Bookings go through the real use case, so they obey the same rules and constraints as real ones.
 """
@@ -37,7 +37,7 @@ CARS = [
     ("HZ01", 7, "Geely", "Galaxy L7", "Max", "suv", "phev", 18.7, 115, "Green", "demo", 138_700),
 ]
 MARKED_DRIVABLE = 5  # the in-stock Model Y: a manager offers it for test drives
-LENGTHS = [("Li Auto", "L7", 45), ("Tesla", "Model Y", 40)]
+LENGTHS = [("SH01", "Li Auto", "L7", 45), ("SH01", "Tesla", "Model Y", 40)]  # per branch
 HZ_SALES = ("sales.hz@forecourt.test", "吴磊 Wu Lei", "zh_CN")
 
 
@@ -49,8 +49,10 @@ async def seed_test_drives(session: AsyncSession, redis: Redis, password: str) -
     branches = {b.code: b for b in await branch_repository.list_branches(session)}
     for branch in branches.values():
         session.add(TestDriveSettings(branch_id=branch.id))
-    for make, model, minutes in LENGTHS:
-        session.add(TestDriveModelLength(make=make, model=model, drive_minutes=minutes))
+    for code, make, model, minutes in LENGTHS:
+        if code in branches:
+            session.add(TestDriveModelLength(branch_id=branches[code].id, make=make, model=model,
+                                             drive_minutes=minutes))
     cars: dict[int, Vehicle] = {}
     for code, serial, make, model, trim, body, powertrain, battery, range_km, colour, status, price in CARS:
         if code not in branches:

@@ -58,12 +58,14 @@ class TestDriveSettings(SQLModel, table=True):
 
 
 class TestDriveModelLength(SQLModel, table=True):
-    """How long a drive of a model takes (a big SUV or a sports car may need more than the default)."""
+    """How long a drive of a model takes at a branch (a big SUV or a sports car may need more than the
+    default). Per branch: one branch's manager never changes another branch's drives."""
 
     __tablename__ = "test_drive_model_length"
     __test__ = False
     __table_args__ = (CheckConstraint("drive_minutes BETWEEN 10 AND 240", name="drive_minutes_sane"),)
 
+    branch_id: int = Field(foreign_key="branch.id", primary_key=True)
     make: str = Field(max_length=40, primary_key=True)
     model: str = Field(max_length=60, primary_key=True)
     drive_minutes: int

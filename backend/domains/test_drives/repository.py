@@ -34,14 +34,19 @@ async def settings_for(session: AsyncSession, branch_id: int) -> TestDriveSettin
     return await session.get(TestDriveSettings, branch_id)
 
 
-async def drive_minutes_for(session: AsyncSession, make: str, model: str) -> int | None:
-    row = await session.get(TestDriveModelLength, (make, model))
+async def drive_minutes_for(session: AsyncSession, branch_id: int, make: str, model: str) -> int | None:
+    """The model's own drive length at the branch, or None (the branch's default applies)."""
+    row = await session.get(TestDriveModelLength, (branch_id, make, model))
     return row.drive_minutes if row else None
 
 
-async def model_lengths(session: AsyncSession) -> dict[tuple[str, str], int]:
-    rows = (await session.execute(select(TestDriveModelLength))).scalars()
-    return {(r.make, r.model): r.drive_minutes for r in rows}
+async def model_lengths(session: AsyncSession, branch_id: int | None = None) -> dict[tuple[int, str, str], int]:
+    """{(branch id, make, model): minutes}, of one branch or of every branch."""
+    query = select(TestDriveModelLength)
+    if branch_id is not None:
+        query = query.where(TestDriveModelLength.branch_id == branch_id)
+    rows = (await session.execute(query)).scalars()
+    return {(r.branch_id, r.make, r.model): r.drive_minutes for r in rows}
 
 
 def _drivable():
@@ -61,8 +66,8 @@ async def vehicle_by_id(session: AsyncSession, vehicle_id: int) -> tuple[Vehicle
 
 
 async def vehicle_plan(session: AsyncSession, vehicle_id: int) -> tuple | None:
-    """(car, marked drivable?, branch, the branch's settings or None, the model's drive length or None), in one
-    query: what every booking and availability needs first."""
+    """(car, marked drivable?, branch, the branch's settings or None, the model's drive length at the car's
+    branch or None), in one query: what every booking and availability needs first."""
     from backend.domains.branches.models import Branch
 
     if not 0 < vehicle_id <= MAX_ID:
@@ -73,7 +78,8 @@ async def vehicle_plan(session: AsyncSession, vehicle_id: int) -> tuple | None:
         .join(Branch, Branch.id == Vehicle.branch_id)
         .outerjoin(TestDriveCar, TestDriveCar.vehicle_id == Vehicle.id)
         .outerjoin(TestDriveSettings, TestDriveSettings.branch_id == Vehicle.branch_id)
-        .outerjoin(TestDriveModelLength, and_(TestDriveModelLength.make == Vehicle.make,
+        .outerjoin(TestDriveModelLength, and_(TestDriveModelLength.branch_id == Vehicle.branch_id,
+                                              TestDriveModelLength.make == Vehicle.make,
                                               TestDriveModelLength.model == Vehicle.model))
         .where(Vehicle.id == vehicle_id))).first()
     return tuple(row) if row else None
@@ -161,16 +167,18 @@ async def upsert_settings(session: AsyncSession, branch_id: int, values: dict) -
     return (await session.execute(statement, execution_options={"populate_existing": True})).scalar_one()
 
 
-async def upsert_model_length(session: AsyncSession, make: str, model: str, minutes: int) -> None:
-    statement = (insert(TestDriveModelLength).values(make=make, model=model, drive_minutes=minutes)
-                 .on_conflict_do_update(index_elements=["make", "model"], set_={"drive_minutes": minutes})
+async def upsert_model_length(session: AsyncSession, branch_id: int, make: str, model: str, minutes: int) -> None:
+    statement = (insert(TestDriveModelLength)
+                 .values(branch_id=branch_id, make=make, model=model, drive_minutes=minutes)
+                 .on_conflict_do_update(index_elements=["branch_id", "make", "model"],
+                                        set_={"drive_minutes": minutes})
                  .returning(TestDriveModelLength))
     await session.execute(statement, execution_options={"populate_existing": True})
 
 
-async def delete_model_length(session: AsyncSession, make: str, model: str) -> int | None:
-    """The removed length in minutes, or None when there was none."""
-    row = await session.get(TestDriveModelLength, (make, model), with_for_update=True)
+async def delete_model_length(session: AsyncSession, branch_id: int, make: str, model: str) -> int | None:
+    """The removed length (of the branch) in minutes, or None when there was none."""
+    row = await session.get(TestDriveModelLength, (branch_id, make, model), with_for_update=True)
     if row is None:
         return None
     minutes = row.drive_minutes

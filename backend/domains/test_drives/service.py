@@ -195,7 +195,7 @@ class TestDriveService:
     async def plan_for(self, vehicle: Vehicle, branch: Branch | None = None) -> Plan:
         branch = branch or await branch_repository.branch_by_id(self.session, vehicle.branch_id)
         settings = await self._settings(branch.id)
-        minutes = await repository.drive_minutes_for(self.session, vehicle.make, vehicle.model)
+        minutes = await repository.drive_minutes_for(self.session, branch.id, vehicle.make, vehicle.model)
         return Plan(vehicle=vehicle, branch=branch, settings=settings, drive_minutes=minutes or settings.drive_minutes)
 
     async def car(self, vehicle_id: int | None, *, principal=None) -> Vehicle:
@@ -226,13 +226,13 @@ class TestDriveService:
         vehicles = await repository.drivable_vehicles(self.session, branch_id=branch_id,
                                                       make=like.make if like else None,
                                                       model=like.model if like else None)
-        lengths = await repository.model_lengths(self.session)
+        lengths = await repository.model_lengths(self.session, branch_id)
         settings: dict[int, TestDriveSettings] = {}
         found = []
         for v in vehicles:
             if v.branch_id not in settings:
                 settings[v.branch_id] = await self._settings(v.branch_id)
-            found.append((v, lengths.get((v.make, v.model)) or settings[v.branch_id].drive_minutes))
+            found.append((v, lengths.get((v.branch_id, v.make, v.model)) or settings[v.branch_id].drive_minutes))
         return found
 
     async def choose_car(self, vehicle_id: int | None) -> tuple[Vehicle | None, Vehicle | None]:
