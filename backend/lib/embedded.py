@@ -100,7 +100,12 @@ def ensure_services() -> tuple[str, str]:
 
 
 def stop_services() -> None:
-    import pgserver
+    """Stop the embedded servers if they run; never start one.
+
+    PostgreSQL is stopped with ``pg_ctl`` itself: pgserver's own clean-up stops the server only when no
+    other process holds a handle, and a process that was killed (kill -9, a closed terminal) stays in its
+    list of handles for ever, so the server would keep running; and asking pgserver for the server starts
+    it when it is down."""
     import redis
 
     sock = _redis_socket()
@@ -110,5 +115,24 @@ def stop_services() -> None:
         except redis.ConnectionError:
             pass
     pgdata = _var() / "pgdata"
-    if pgdata.exists():
-        pgserver.get_server(pgdata, cleanup_mode="stop").cleanup()
+    if (pgdata / "postmaster.pid").exists():
+        import pgserver
+
+        # pgserver runs the server as its own system user when started by root.
+        user = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None
+        try:
+            pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+        except subprocess.CalledProcessError:  # a pid file left by a server that is gone: nothing runs
+            pass
+    (pgdata / ".handle_pids.json").unlink(missing_ok=True)  # the handles of processes that are gone
+
+
+def postgres_running() -> bool:
+    """Whether the embedded PostgreSQL runs (its pid file names a live process)."""
+    pid_file = _var() / "pgdata" / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
