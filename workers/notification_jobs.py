@@ -24,7 +24,7 @@ from datetime import timedelta
 
 from arq import Retry
 
-from backend.domains.notifications import delivery, rules
+from backend.domains.notifications import delivery, repository, rules
 from backend.domains.notifications.service import DELIVER
 from backend.domains.outbox import service as outbox
 from backend.domains.scheduler import service as scheduler
@@ -116,8 +116,11 @@ async def process_outbox_event(ctx: dict, event_id: int) -> str:
             return "failed"
         outcome = await outbox.run_handler(session, event, lambda: handle(session, event.payload, ctx),
                                            max_errors=get_settings().outbox_max_errors)
-        if outcome is None:
-            return "error"  # rolled back and counted on the event: retried after a back-off, or given up
+        if outcome is None:  # rolled back and counted on the event: retried after a back-off, or given up
+            notification_id = _notification_of(event)
+            if event.status == "failed" and notification_id is not None:  # the log says failed, and why
+                await repository.give_up(session, notification_id, event.last_error or "given up")
+            return "error"
         if outcome.finished:
             outbox.mark_done(event)
         else:

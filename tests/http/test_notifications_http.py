@@ -225,3 +225,69 @@ async def test_new_customer_form(client, session, redis):
     token = await csrf_token(client, "/customers/new")
     no_branch = await client.post("/customers/", data={"name": "Zhou", "_csrf_token": token})
     assert no_branch.status_code == 422 and "Choose a branch." in no_branch.text
+
+
+async def test_a_manager_sends_a_failed_message_again(client, session, redis):
+    from backend.domains.audit.models import AuditEntry
+    from backend.domains.notifications.service import NotificationRequest, notify
+    from backend.domains.outbox.models import OutboxEvent
+
+    north, south = await make_branch(session), await make_branch(session)
+    people = {b.id: await make_user(session, redis, branch=b) for b in (north, south)}
+    ids = {}
+    for name, branch, status in (("failed", north, "failed"), ("delivered", north, "delivered"),
+                                 ("theirs", south, "failed")):
+        ids[name] = await notify(session, NotificationRequest(
+            key=f"again:{name}", recipient_kind="staff", recipient_id=people[branch.id].id, template="system.test",
+            params={"name": "Li"}, url="/dashboard", branch_id=branch.id))
+        (await session.get(Notification, ids[name])).status = status
+    await session.flush()
+
+    async def count_notifications():
+        return len((await session.execute(select(Notification.id))).all())
+
+    manager = await make_user(session, redis, role="manager", branch=north)
+    await signed_in(client, manager)
+    page = await client.get("/admin/notifications/")
+    assert page.status_code == 200 and page.text.count('data-testid="resend"') == 1  # only north's failed one
+    token = await csrf_token(client, "/admin/notifications/")
+    before = await count_notifications()
+
+    # Refused, nothing changed: a delivered message, another branch's, one that does not exist, no CSRF token.
+    delivered = await client.post(f"/admin/notifications/{ids['delivered']}/resend", data={"_csrf_token": token},
+                                  headers=HX)
+    assert delivered.status_code == 409 and "Only a message that could not be sent" in delivered.text
+    theirs = await client.post(f"/admin/notifications/{ids['theirs']}/resend", data={"_csrf_token": token},
+                               headers=HX)
+    assert theirs.status_code == 404 and "does not exist or is not yours" in theirs.text
+    assert (await client.post("/admin/notifications/999999999/resend", data={"_csrf_token": token})).status_code == 404
+    assert (await client.post("/admin/notifications/abc/resend", data={"_csrf_token": token})).status_code == 404
+    assert (await client.post(f"/admin/notifications/{ids['failed']}/resend")).status_code == 403
+    assert await count_notifications() == before
+
+    again = await client.post(f"/admin/notifications/{ids['failed']}/resend", data={"_csrf_token": token},
+                              headers=HX)
+    assert again.status_code == 200 and "<html" not in again.text and 'id="log"' in again.text
+    assert "Sent again" in again.text
+    new = (await session.execute(select(Notification).where(Notification.key.like("again:failed:again:%"))
+                                 )).scalar_one()
+    assert (new.status, new.recipient_id, new.template, new.params) == (
+        "pending", people[north.id].id, "system.test", {"name": "Li"})
+    from backend.domains.notifications import delivery
+
+    assert delivery.link_of(new).endswith("/dashboard")  # the link, sealed again
+    assert (await session.get(Notification, ids["failed"])).status == "failed"  # the old one stays as it was
+    assert (await session.execute(select(OutboxEvent).where(
+        OutboxEvent.payload["notification_id"].as_integer() == new.id))).scalar_one().status == "pending"
+    entry = (await session.execute(select(AuditEntry).where(AuditEntry.action == "resend"))).scalar_one()
+    assert entry.entity_id == str(ids["failed"]) and entry.after == {"new_notification_id": new.id}
+    # Without htmx: the whole page.
+    full = await client.post(f"/admin/notifications/{ids['failed']}/resend", data={"_csrf_token": token})
+    assert full.status_code == 200 and "<html" in full.text and "Sent again" in full.text
+
+    sales = await make_user(session, redis, branch=north)
+    client.cookies.clear()
+    await signed_in(client, sales)
+    token = await csrf_token(client, "/me/notifications/")
+    refused = await client.post(f"/admin/notifications/{ids['failed']}/resend", data={"_csrf_token": token})
+    assert refused.status_code == 403

@@ -126,3 +126,31 @@ async def test_run_handler_returns_the_result_when_nothing_raises(session):
 
     assert await outbox.run_handler(session, event, fine, max_errors=1) == "ok"
     assert event.errors == 0 and event.status == "pending"
+
+
+async def test_a_delivery_given_up_marks_its_notification_failed_with_the_error(
+        session_maker, session, redis, monkeypatch, max_errors):
+    """The log must not show a message as pending for ever once the system stopped trying."""
+    from backend.domains.notifications.service import DELIVER
+
+    async def broken(session, payload, ctx):
+        raise KeyError("template parameter 'name'")
+
+    monkeypatch.setitem(notification_jobs.HANDLERS, DELIVER, broken)
+    user = await make_user(session, redis)
+    nid = await notify(session, NotificationRequest(key="gives-up:1", recipient_kind="staff", recipient_id=user.id,
+                                                    template="system.test"))
+    await session.commit()
+    event = (await session.execute(select(OutboxEvent).where(
+        OutboxEvent.payload["notification_id"].as_integer() == nid))).scalar_one()
+    ctx = {"session_maker": session_maker, "channels": None, "redis": FakeQueue()}
+    for n in range(max_errors):
+        assert await notification_jobs.process_outbox_event(ctx, event.id) == "error"
+        await session.refresh(event)
+        notification = await session.get(Notification, nid, populate_existing=True)
+        assert notification.status == ("pending" if n < max_errors - 1 else "failed")
+        event.available_at = utcnow()
+        await session.commit()
+    [attempt] = (await session.execute(select(DeliveryAttempt).where(DeliveryAttempt.notification_id == nid))
+                 ).scalars().all()
+    assert (attempt.channel, attempt.status) == ("none", "failed") and "template parameter" in attempt.error

@@ -24,6 +24,7 @@ ACTIONS = {
     "no_show": lazy_gettext("marked as a no-show:"),
     "follow_up": lazy_gettext("followed up"),
     "feedback": lazy_gettext("received feedback on"),
+    "resend": lazy_gettext("sent again"),
 }
 ENTITIES = {
     "staff_user": lazy_gettext("staff account"),
@@ -38,6 +39,7 @@ ENTITIES = {
     "repair_order_labour": lazy_gettext("labour line"),
     "repair_order_part": lazy_gettext("parts line"),
     "test_drive": lazy_gettext("test drive"),
+    "notification": lazy_gettext("message"),
     "lead": lazy_gettext("lead"),
     "opening_hours": lazy_gettext("opening hours of branch"),
     "branch_holiday": lazy_gettext("branch holiday"),

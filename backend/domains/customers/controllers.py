@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.domains.accounts.guards import sessions_only, staff_required
 from backend.domains.branches import service as branch_service
 from backend.domains.notifications import service as notifications
-from backend.domains.notifications.controllers import channel_labels
+from backend.domains.notifications.controllers import channel_labels, status_labels
 from backend.lib.errors import Invalid
 from backend.lib.forms import parse_form
 from backend.lib.htmx import page
@@ -65,4 +65,5 @@ class CustomerController(Controller):
         customer = await service.get_customer(db_session, customer_id, scope=request.user.branch_scope)
         log = await notifications.log_for(db_session, scope=request.user.branch_scope,
                                           recipient=("customer", customer.id))
-        return page(request, "customers/show.html", {"customer": customer, "rows": log, "labels": channel_labels()})
+        return page(request, "customers/show.html", {"customer": customer, "rows": log, "labels": channel_labels(),
+                                                          "status_labels": status_labels()})

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.domains.accounts.guards import roles_required, sessions_only, staff_required
 from backend.domains.accounts.rules import StaffRole
 from backend.domains.system import service as system
-from backend.lib.errors import Invalid
+from backend.lib.errors import DomainError, Invalid
 from backend.lib.forms import parse_form
 from backend.lib.htmx import page, toast
 from backend.lib.i18n import gettext as _
@@ -26,6 +26,11 @@ STATUSES = ("pending", "delivered", "failed", "suppressed")
 
 def channel_labels() -> dict[str, str]:
     return {"push": _("Push notification"), "email": _("E-mail"), "sms": _("SMS")}
+
+
+def status_labels() -> dict[str, str]:
+    return {"pending": _("Waiting to be sent"), "delivered": _("Delivered"), "failed": _("Not sent"),
+            "suppressed": _("Not sent: no channel or no consent")}
 
 
 class MyNotificationsController(Controller):
@@ -72,16 +77,33 @@ class NotificationLogController(Controller):
     include_in_schema = False
     guards = [roles_required(StaffRole.MANAGER), sessions_only]
 
+    async def _context(self, request: Request, db_session: AsyncSession, status: str | None, **extra) -> dict:
+        scope = request.user.branch_scope
+        given_up_count, given_up = await service.given_up(db_session, scope=scope)
+        return {
+            "rows": await service.log_for(db_session, scope=scope, status=status),
+            "counts": await service.status_counts(db_session, scope=scope),
+            "given_up_count": given_up_count, "given_up": given_up,
+            "status": status, "statuses": STATUSES, "labels": channel_labels(), "status_labels": status_labels(),
+            "can_resend": True, **extra,
+        }
+
     @get("/")
     async def index(self, request: Request, db_session: AsyncSession,
                     status: Annotated[str | None, Parameter(max_length=16)] = None) -> Template:
         if status is not None and status not in STATUSES:
             raise Invalid(fields={"status": _("Choose one of the offered options.")})
-        scope = request.user.branch_scope
-        given_up_count, given_up = await service.given_up(db_session, scope=scope)
-        return page(request, "notifications/log.html", {
-            "rows": await service.log_for(db_session, scope=scope, status=status),
-            "counts": await service.status_counts(db_session, scope=scope),
-            "given_up_count": given_up_count, "given_up": given_up,
-            "status": status, "statuses": STATUSES, "labels": channel_labels(),
-        }, block="log")
+        return page(request, "notifications/log.html", await self._context(request, db_session, status),
+                    block="log")
+
+    @post("/{notification_id:int}/resend")
+    async def resend(self, request: Request, db_session: AsyncSession, notification_id: int) -> Template:
+        """A message that could not be sent, once more (a new message; the failed one stays as it was)."""
+        try:
+            await service.resend(db_session, request.user, notification_id)
+        except DomainError as exc:
+            context = await self._context(request, db_session, None, form_error=exc.message)
+            return page(request, "notifications/log.html", context, block="log", status_code=exc.status_code)
+        context = await self._context(request, db_session, None,
+                                      notice=_("Sent again: the new message is at the top of the list."))
+        return page(request, "notifications/log.html", context, block="log")

@@ -33,6 +33,26 @@ async def insert_notification(session: AsyncSession, values: dict) -> int | None
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+async def give_up(session: AsyncSession, notification_id: int, error: str) -> bool:
+    """A pending notification whose delivery the outbox gave up on is failed, with the error as its last
+    attempt (so the log says why). False when it was not pending."""
+    result = await session.execute(update(Notification).where(Notification.id == notification_id,
+                                                               Notification.status == "pending")
+                                   .values(status="failed").returning(Notification.id))
+    if result.scalar_one_or_none() is None:
+        return False
+    session.add(DeliveryAttempt(notification_id=notification_id, channel="none", status="failed",
+                                error=error[:500]))
+    await session.flush()
+    return True
+
+
+async def notification_for_update(session: AsyncSession, notification_id: int) -> Notification | None:
+    result = await session.execute(select(Notification).where(Notification.id == notification_id)
+                                   .with_for_update().execution_options(populate_existing=True))
+    return result.scalar_one_or_none()
+
+
 async def lock_pending_notification(session: AsyncSession, notification_id: int) -> Notification | None:
     result = await session.execute(
         select(Notification).where(Notification.id == notification_id, Notification.status == "pending")

@@ -3,6 +3,7 @@ subscriptions and channel preferences, read the delivery log."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -13,7 +14,7 @@ from backend.domains.customers import service as customers
 from backend.domains.outbox import service as outbox
 from backend.lib import sealing
 from backend.lib.db import utcnow
-from backend.lib.errors import Forbidden, Invalid, NotFound
+from backend.lib.errors import Conflict, Forbidden, Invalid, NotFound
 from backend.lib.i18n import gettext as _
 from backend.lib.settings import get_settings
 
@@ -167,6 +168,26 @@ async def log_for(session: AsyncSession, *, scope: int | None, status: str | Non
 
 async def status_counts(session: AsyncSession, *, scope: int | None) -> dict[str, int]:
     return await repository.counts_by_status(session, branch_id=scope)
+
+
+async def resend(session: AsyncSession, principal: Principal, notification_id: int) -> int:
+    """Send a message that could not be sent once more, as a new notification (the failed one and its
+    attempts stay in the log as they were); the new id. Managers only for their branch's messages."""
+    from backend.domains.audit import service as audit
+
+    n = await repository.notification_for_update(session, notification_id)
+    if n is None or (principal.branch_scope is not None and n.branch_id != principal.branch_scope):
+        raise NotFound(_("This message does not exist or is not yours to see."))
+    if n.status != "failed":
+        raise Conflict(_("Only a message that could not be sent can be sent again."))
+    new_id = await notify(session, NotificationRequest(
+        key=f"{n.key[:170]}:again:{secrets.token_hex(4)}", recipient_kind=n.recipient_kind,
+        recipient_id=n.recipient_id, template=n.template, params=n.params,
+        url=sealing.open_sealed(n.url, URL_PURPOSE), category=n.category, urgency=n.urgency,
+        ttl_seconds=n.ttl_seconds, branch_id=n.branch_id))
+    await audit.record_by(session, principal, action="resend", entity="notification", entity_id=n.id,
+                          branch_id=n.branch_id, after={"new_notification_id": new_id})
+    return new_id
 
 
 async def given_up(session: AsyncSession, *, scope: int | None, limit: int = 20) -> tuple[int, list]:
