@@ -1,4 +1,5 @@
-"""The ``forecourt`` command: run, worker, db upgrade, seed, user create, vapid-keys, services."""
+"""The ``forecourt`` command: run, worker, db upgrade, seed, user create, vapid-keys, seal-licence-photos,
+services."""
 
 from __future__ import annotations
 
@@ -198,6 +199,15 @@ def vapid_keys(rotate: bool) -> None:
 
     pair = asyncio.run(_with_session(work))
     click.echo(f"VAPID public key: {pair['public_key']}")
+
+
+@main.command("seal-licence-photos")
+def seal_licence_photos() -> None:
+    """Seal driving-licence photos stored plain (before sealing existed) and delete the plain files."""
+    from backend.domains.test_drives import photos
+
+    sealed = photos.seal_existing()
+    click.echo(f"Sealed {sealed} licence photo file{'' if sealed == 1 else 's'} in {photos.media_dir()}.")
 
 
 @main.group()

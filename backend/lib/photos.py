@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import sealing
 from .i18n import gettext as _
 from .settings import get_settings
 
@@ -72,11 +73,19 @@ def process(data: bytes, max_bytes: int) -> ProcessedPhoto:
 
 
 class PhotoStore:
-    """One domain's photos, in ``<var_dir>/media/<folder>/``."""
+    """One domain's photos, in ``<var_dir>/media/<folder>/``.
 
-    def __init__(self, folder: str, max_bytes: int) -> None:
+    With ``sealed_purpose`` both files are sealed at rest (AES-GCM, see :mod:`backend.lib.sealing`, the file's
+    plain name bound to its content) and kept as ``<name>.jpg.sealed``; :meth:`read` opens them. Photos
+    stored plain before sealing was turned on still read, and :meth:`seal_existing` seals them in place.
+    """
+
+    SEALED_SUFFIX = ".sealed"
+
+    def __init__(self, folder: str, max_bytes: int, sealed_purpose: str | None = None) -> None:
         self.folder = folder
         self.max_bytes = max_bytes
+        self.sealed_purpose = sealed_purpose
 
     def media_dir(self) -> Path:
         return get_settings().var_dir / "media" / self.folder
@@ -88,18 +97,37 @@ class PhotoStore:
     def new_key() -> str:
         return secrets.token_hex(16)
 
+    @staticmethod
+    def file_name(key: str, thumbnail: bool) -> str:
+        """The plain name (the one in URLs; a sealed file adds :attr:`SEALED_SUFFIX`)."""
+        return f"{key}{'-thumb' if thumbnail else ''}.jpg"
+
+    def _seal(self, name: str, content: bytes) -> bytes:
+        return sealing.seal_bytes(content, self.sealed_purpose, name)
+
+    @staticmethod
+    def _write(folder: Path, name: str, content: bytes) -> None:
+        """Atomically: a temporary name, then a rename."""
+        temporary = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        temporary.write_bytes(content)
+        os.replace(temporary, folder / name)
+
     def store(self, key: str, photo: ProcessedPhoto) -> None:
-        """Write both files atomically (a temporary name, then a rename)."""
+        """Write both files atomically (sealed when the store seals). Blocking: call it in a thread."""
         folder = self.media_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        for name, content in ((f"{key}.jpg", photo.full), (f"{key}-thumb.jpg", photo.thumbnail)):
-            temporary = folder / f".{name}.{secrets.token_hex(4)}.tmp"
-            temporary.write_bytes(content)
-            os.replace(temporary, folder / name)
+        for thumbnail, content in ((False, photo.full), (True, photo.thumbnail)):
+            name = self.file_name(key, thumbnail)
+            if self.sealed_purpose:
+                self._write(folder, name + self.SEALED_SUFFIX, self._seal(name, content))
+            else:
+                self._write(folder, name, content)
 
     def remove(self, key: str) -> None:
-        for name in (f"{key}.jpg", f"{key}-thumb.jpg"):
-            (self.media_dir() / name).unlink(missing_ok=True)
+        for thumbnail in (False, True):
+            name = self.file_name(key, thumbnail)
+            for stored in (name, name + self.SEALED_SUFFIX):
+                (self.media_dir() / stored).unlink(missing_ok=True)
 
     @staticmethod
     def parse_name(file_name: str) -> tuple[str, bool] | None:
@@ -108,5 +136,40 @@ class PhotoStore:
         return (match.group("key"), bool(match.group("thumb"))) if match else None
 
     def path(self, key: str, thumbnail: bool) -> Path | None:
-        path = self.media_dir() / f"{key}{'-thumb' if thumbnail else ''}.jpg"
+        """The plain file, if there is one (what a store without sealing serves)."""
+        path = self.media_dir() / self.file_name(key, thumbnail)
         return path if path.is_file() else None
+
+    def read(self, key: str, thumbnail: bool) -> bytes | None:
+        """The photo's JPEG bytes, opened if sealed; None when missing or when it no longer opens (the secret
+        was changed, or the file is not the one its name says). Blocking: call it in a thread."""
+        name = self.file_name(key, thumbnail)
+        if self.sealed_purpose:
+            try:
+                blob = (self.media_dir() / (name + self.SEALED_SUFFIX)).read_bytes()
+            except FileNotFoundError:
+                pass  # stored before sealing was turned on: the plain file below
+            else:
+                return sealing.open_sealed_bytes(blob, self.sealed_purpose, name)
+        try:
+            return (self.media_dir() / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def seal_existing(self) -> int:
+        """Seal the plain photos of a sealing store in place and delete the plain files; how many were sealed.
+        Running it again seals nothing. Blocking."""
+        if not self.sealed_purpose:
+            raise ValueError(f"The {self.folder} photos are not sealed.")
+        folder = self.media_dir()
+        if not folder.is_dir():
+            return 0
+        count = 0
+        for plain in sorted(folder.iterdir()):
+            if not FILE_NAME.match(plain.name) or not plain.is_file():
+                continue
+            # The plain file is the source: a sealed copy left by an interrupted run is simply written again.
+            self._write(folder, plain.name + self.SEALED_SUFFIX, self._seal(plain.name, plain.read_bytes()))
+            plain.unlink()
+            count += 1
+        return count

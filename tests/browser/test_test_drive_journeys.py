@@ -140,6 +140,10 @@ async def test_salesperson_books_a_walk_in_checks_it_out_and_takes_it_back(phone
     await expect(page.get_by_test_id("drive")).to_have_attribute("data-status", "checked_out")
     await expect(page.get_by_test_id("notice")).to_contain_text("Checked out")
     await expect(page.locator("img.svc-photo")).to_be_visible()
+    # The licence photo is sealed on disk; the browser gets it opened (a picture, not a broken image).
+    await page.locator("img.svc-photo").scroll_into_view_if_needed()
+    await page.wait_for_function(
+        "() => { const i = document.querySelector('img.svc-photo'); return i && i.complete && i.naturalWidth > 0; }")
 
     # Return: odometer, charge, interest.
     back = page.get_by_test_id("return-form")

@@ -3,6 +3,7 @@ refusals re-rendered with messages, nothing stored), the calendar file, and the 
 walk-in, check-out, return, no-show and follow-up; roles and branches."""
 
 import io
+import os
 import re
 from datetime import timedelta
 
@@ -10,7 +11,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from backend.domains.test_drives import rules
+from backend.domains.test_drives import photos, rules
 from backend.domains.test_drives.models import TestDrive, TestDriveCar
 from backend.domains.test_drives.service import TestDriveService
 from backend.lib.db import utcnow
@@ -49,6 +50,64 @@ def jpeg() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (300, 200), (200, 40, 40)).save(out, format="JPEG")
     return out.getvalue()
+
+
+def big_jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (2000, 1000), (40, 120, 200)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+async def test_the_licence_photo_is_served_opened_to_the_branch_staff_only(client, session, redis,
+                                                                           media_in_tmp):  # noqa: F811
+    showroom = await daytime_showroom(session, redis)
+    car = await demo_car(session, showroom)
+    view = await booked_now(session, redis, showroom, car)
+    drive = (await TestDriveService(session, redis).check_out(showroom.sales, view.drive.id, check_out_data(),
+                                                              big_jpeg())).drive
+    key, url = drive.licence_photo_key, f"/test-drives/{drive.id}/licence"
+    assert not (media_in_tmp / f"{key}.jpg").exists() and (media_in_tmp / f"{key}.jpg.sealed").is_file()
+    await signed_in(client, showroom.salespeople[0])
+    full, thumb = await client.get(f"{url}/{key}.jpg"), await client.get(f"{url}/{key}-thumb.jpg")
+    for response, stored, size in ((full, photos.read(key, False), (1600, 800)),
+                                   (thumb, photos.read(key, True), (480, 240))):
+        assert response.status_code == 200 and response.content == stored
+        assert response.content.startswith(b"\xff\xd8\xff") and Image.open(io.BytesIO(response.content)).size == size
+        assert response.headers["content-type"] == "image/jpeg"
+        assert response.headers["cache-control"] == "private, no-store"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["content-disposition"].startswith("inline")
+    for name in (f"{'0' * 32}.jpg", f"{key}.png", f"{key}.jpg.sealed", "..%2F..%2Fetc%2Fpasswd"):
+        assert (await client.get(f"{url}/{name}")).status_code == 404
+    # A photo that no longer opens (the secret was changed, or a file swapped in) is missing, not a 500.
+    os.replace(media_in_tmp / f"{key}-thumb.jpg.sealed", media_in_tmp / f"{key}.jpg.sealed")
+    assert (await client.get(f"{url}/{key}.jpg")).status_code == 404
+    # Another branch's salesperson and manager see nothing; a technician of the branch is refused.
+    other = await make_showroom(session, redis)
+    for person, status in ((other.salespeople[0], 404),
+                           (await make_user(session, redis, role="manager", branch=other.branch), 404),
+                           (await make_user(session, redis, role="technician", branch=showroom.branch), 403)):
+        await client.post("/sign-out", data={"_csrf_token": await csrf_token(client, "/dashboard")})
+        await signed_in(client, person)
+        refused = await client.get(f"{url}/{key}-thumb.jpg")
+        assert refused.status_code == status and not refused.content.startswith(b"\xff\xd8\xff")
+
+
+async def test_a_licence_photo_stored_plain_before_sealing_is_still_served(client, session, redis,
+                                                                          media_in_tmp):  # noqa: F811
+    showroom = await daytime_showroom(session, redis)
+    car = await demo_car(session, showroom)
+    view = await booked_now(session, redis, showroom, car)
+    drive = (await TestDriveService(session, redis).check_out(showroom.sales, view.drive.id, check_out_data(),
+                                                              big_jpeg())).drive
+    key = drive.licence_photo_key
+    legacy = photos.process(big_jpeg()).thumbnail
+    (media_in_tmp / f"{key}-thumb.jpg.sealed").unlink()
+    (media_in_tmp / f"{key}-thumb.jpg").write_bytes(legacy)
+    await signed_in(client, showroom.salespeople[0])
+    response = await client.get(f"/test-drives/{drive.id}/licence/{key}-thumb.jpg")
+    assert response.status_code == 200 and response.content == legacy
+    assert response.headers["cache-control"] == "private, no-store"
 
 
 # -- the customer's pages ------------------------------------------------------------------------

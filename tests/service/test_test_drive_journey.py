@@ -86,8 +86,14 @@ async def test_check_out_records_licence_key_odometer_and_photo(session, redis, 
                                     {"id": drive.id})).scalar_one()
     assert "31010119900101123X" not in stored and stored.startswith("sealed:")
     assert sealing.open_sealed(stored, rules.LICENCE_SEAL) == "31010119900101123X"
-    assert (media_in_tmp / f"{drive.licence_photo_key}.jpg").is_file()
-    assert (await service.licence_photo(showroom.sales, drive.id, True)).name.endswith("-thumb.jpg")
+    # The photo too: sealed on disk, opened for the branch's staff.
+    key = drive.licence_photo_key
+    assert sorted(p.name for p in media_in_tmp.iterdir()) == [f"{key}-thumb.jpg.sealed", f"{key}.jpg.sealed"]
+    assert not (media_in_tmp / f"{key}.jpg.sealed").read_bytes().startswith(b"\xff\xd8\xff")
+    thumbnail = await service.licence_photo(showroom.sales, drive.id, key, True)
+    assert Image.open(io.BytesIO(thumbnail)).format == "JPEG"
+    with pytest.raises(NotFound):
+        await service.licence_photo(showroom.sales, drive.id, "0" * 32, False)
     entry = (await session.execute(select(AuditEntry).where(AuditEntry.entity == "test_drive",
                                                             AuditEntry.action == "check_out"))).scalar_one()
     assert "31010119900101123X" not in str(entry.after) and entry.after["odometer_out"] == 1250

@@ -25,3 +25,16 @@ def test_wrong_purpose_tampering_or_another_secret_open_nothing(monkeypatch):
 def test_plain_and_missing_values_open_as_themselves():
     assert sealing.open_sealed("/dashboard", "notification-url") == "/dashboard"
     assert sealing.open_sealed(None, "notification-url") is None
+
+
+def test_sealed_bytes_open_only_with_the_same_secret_purpose_and_context(monkeypatch):
+    data = b"\xff\xd8\xff" + b"licence photo " * 50
+    sealed = sealing.seal_bytes(data, "driving-licence-photo", "a.jpg")
+    assert data[:16] not in sealed and sealed != sealing.seal_bytes(data, "driving-licence-photo", "a.jpg")
+    assert sealing.open_sealed_bytes(sealed, "driving-licence-photo", "a.jpg") == data
+    assert sealing.open_sealed_bytes(sealed, "driving-licence-photo", "a-thumb.jpg") is None
+    assert sealing.open_sealed_bytes(sealed, "driving-licence", "a.jpg") is None
+    assert sealing.open_sealed_bytes(data, "driving-licence-photo", "a.jpg") is None  # not sealed at all
+    assert sealing.open_sealed_bytes(sealed[:20], "driving-licence-photo", "a.jpg") is None
+    monkeypatch.setattr(get_settings(), "secret_key", "another-secret-of-at-least-32-characters!")
+    assert sealing.open_sealed_bytes(sealed, "driving-licence-photo", "a.jpg") is None

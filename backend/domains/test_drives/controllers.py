@@ -17,7 +17,7 @@ from litestar.datastructures import UploadFile
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
-from litestar.response import File, Redirect, Template
+from litestar.response import Redirect, Template
 
 from backend.domains.accounts.guards import roles_required, sessions_only
 from backend.domains.accounts.rules import StaffRole
@@ -441,15 +441,13 @@ class TestDriveDeskController(Controller):
         return await drive_done(request, drives, drive_id, _("Follow-up done."))
 
     @get("/{drive_id:int}/licence/{file_name:str}")
-    async def licence_photo(self, request: Request, drives: TestDriveService, drive_id: int, file_name: str) -> File:
-        parsed = photos.parse_name(file_name)
-        path = await drives.licence_photo(request.user, drive_id, bool(parsed and parsed[1]))
-        if parsed is None or not path.name.startswith(parsed[0]):
-            from backend.lib.errors import NotFound
-
-            raise NotFound()
-        return File(path=path, content_disposition_type="inline", media_type="image/jpeg",
-                    headers={"Cache-Control": "private, no-store"})
+    async def licence_photo(self, request: Request, drives: TestDriveService, drive_id: int,
+                            file_name: str) -> Response[bytes]:
+        key, thumbnail = photos.parse_name(file_name) or (None, False)
+        content = await drives.licence_photo(request.user, drive_id, key, thumbnail)  # guards first, then 404
+        return Response(content, media_type="image/jpeg",
+                        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
+                                 "Content-Disposition": "inline"})
 
 
 # -- the manager's settings ------------------------------------------------------------------------------

@@ -854,12 +854,16 @@ class TestDriveService:
                               after={"status": drive.status})
         return await self.view(drive)
 
-    async def licence_photo(self, principal, drive_id: int, thumbnail: bool):
+    async def licence_photo(self, principal, drive_id: int, key: str | None, thumbnail: bool) -> bytes:
+        """The drive's licence photo (JPEG bytes, opened from its sealed file) for the branch's staff; NotFound
+        for another key, a missing file or one that no longer opens (the secret was changed)."""
         drive = await self.for_staff(principal, drive_id)
-        path = photos.path_for(drive.licence_photo_key, thumbnail) if drive.licence_photo_key else None
-        if path is None:
+        if not key or key != drive.licence_photo_key:
             raise NotFound()
-        return path
+        content = await asyncio.to_thread(photos.read, key, thumbnail)  # file I/O and decryption: off the loop
+        if content is None:
+            raise NotFound()
+        return content
 
     async def _record(self, principal, customer_label: str | None, drive: TestDrive, action: str, before: dict,
                       after: dict) -> None:
