@@ -73,7 +73,12 @@ def run(host: str | None, port: int | None, workers: int, with_worker: bool, rel
     finally:
         if worker_process is not None:
             worker_process.terminate()
-            worker_process.wait(timeout=30)
+            try:
+                worker_process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # never leave it running behind us
+                click.echo("The background worker did not stop within 30 s; stopping it by force.", err=True)
+                worker_process.kill()
+                worker_process.wait()
 
 
 @main.command()

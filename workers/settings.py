@@ -6,6 +6,7 @@ in ``ctx``; jobs take ids, reload their rows and are safe to run twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -83,7 +84,10 @@ async def startup(ctx: dict) -> None:
 async def shutdown(ctx: dict) -> None:
     """Idempotent: the supervisor calls it again when arq's close() stopped early (Redis gone)."""
     outbox.set_dispatcher(None)
-    await outbox.drain_background()
+    try:  # hand-offs to a Redis that is gone are not waited for: the sweeper enqueues those events again
+        await asyncio.wait_for(outbox.drain_background(), timeout=5)
+    except TimeoutError:
+        log.warning("outbox hand-offs still waiting for Redis at shutdown; the sweeper will enqueue them")
     if channels := ctx.pop("channels", None):
         await channels.push.close()
         await channels.sms.close()

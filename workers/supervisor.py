@@ -21,12 +21,45 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from arq.worker import Worker, create_worker
+from arq.worker import Worker, get_kwargs
 from redis.exceptions import RedisError
 
 log = logging.getLogger("forecourt.worker")
 MAX_PAUSE_SECONDS = 60.0
 STEP_TIMEOUT_SECONDS = 150.0  # running jobs may take up to arq's job timeout (120 s) to finish
+STOP_REDIS_TIMEOUT_SECONDS = 5.0
+
+
+class StoppableWorker(Worker):
+    """arq's worker, except that a stop does not wait for a Redis that is gone.
+
+    Every Redis command is retried for minutes to ride out a restart (``workers/settings.py``); arq's
+    ``close()`` deletes its health-check key and closes the pool through the same client, so a SIGTERM
+    while Redis was down kept the process for minutes (``forecourt run`` gave up on it after 30 s and left
+    it running). Running jobs are still waited for; only the Redis steps are bounded."""
+
+    async def close(self) -> None:
+        if not self._handle_signals:
+            self.handle_sig(signal.SIGUSR1)
+        if not self._pool:
+            return
+        await asyncio.gather(*self.tasks.values())
+        await _bounded(self.pool.delete(self.health_check_key), "remove the worker's health check")
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        await _bounded(self.pool.close(close_connection_pool=True), "close the Redis pool")
+        self._pool = None
+
+
+async def _bounded(step, what: str) -> None:
+    try:
+        await asyncio.wait_for(step, STOP_REDIS_TIMEOUT_SECONDS)
+    except (TimeoutError, RedisError, OSError):
+        log.warning("Redis did not answer while the worker stopped (%s); stopping without it", what)
+
+
+def stoppable_worker(settings_cls) -> Worker:
+    return StoppableWorker(**get_kwargs(settings_cls))
 
 
 def restart_pause(recent_restarts: int, base: float) -> float:
@@ -35,7 +68,7 @@ def restart_pause(recent_restarts: int, base: float) -> float:
 
 
 def run_supervised(settings_cls, *, max_restarts: int, window: float, delay: float,
-                   make_worker: Callable[..., Worker] = create_worker,
+                   make_worker: Callable[..., Worker] = stoppable_worker,
                    sleep: Callable[[float], None] = time.sleep,
                    clock: Callable[[], float] = time.monotonic) -> int:
     """Run arq's worker until it stops cleanly (0) or fails too often (1)."""
