@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from backend.lib.migrate import upgrade
 from backend.lib.redis import make_redis
@@ -201,7 +201,10 @@ async def phone(browser: Browser, live_server: str, request: pytest.FixtureReque
         "locale": "en-US",
     } | getattr(request, "param", {})
     context = await browser.new_context(**options)
+    # Actions and assertions wait up to 10 s: a loaded 2-core machine (CI, or a second test run beside this
+    # one) can take longer than Playwright's 5 s default for a sign-in (argon2) and the next screen.
     context.set_default_timeout(10_000)
+    expect.set_options(timeout=10_000)
     page = await context.new_page()
     try:
         yield page
