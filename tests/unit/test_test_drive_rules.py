@@ -33,9 +33,13 @@ def at(hour: int, minute: int = 0, day: date = MONDAY) -> datetime:
 
 @pytest.mark.parametrize("current, target, allowed", [
     ("booked", "checked_out", True), ("booked", "no_show", True), ("booked", "cancelled", True),
+    ("booked", "confirmed", True),
+    ("confirmed", "checked_out", True), ("confirmed", "no_show", True), ("confirmed", "cancelled", True),
     ("checked_out", "returned", True), ("returned", "followed_up", True),
     ("booked", "returned", False), ("checked_out", "cancelled", False), ("cancelled", "booked", False),
     ("no_show", "checked_out", False), ("returned", "checked_out", False), ("booked", "teleported", False),
+    ("confirmed", "returned", False), ("confirmed", "booked", False), ("cancelled", "confirmed", False),
+    ("checked_out", "confirmed", False), ("no_show", "confirmed", False), ("returned", "confirmed", False),
 ])
 def test_life_cycle(current, target, allowed):
     problem = rules.transition_problem(current, target)
@@ -44,8 +48,41 @@ def test_life_cycle(current, target, allowed):
         assert "cannot become" in problem
 
 
-def test_only_booked_and_checked_out_drives_hold_car_and_salesperson():
-    assert set(rules.ACTIVE) == {DriveStatus.BOOKED, DriveStatus.CHECKED_OUT}
+def test_booked_confirmed_and_checked_out_drives_hold_car_and_salesperson():
+    assert set(rules.ACTIVE) == {DriveStatus.BOOKED, DriveStatus.CONFIRMED, DriveStatus.CHECKED_OUT}
+    assert set(rules.UPCOMING) == {DriveStatus.BOOKED, DriveStatus.CONFIRMED}
+
+
+def test_the_busy_query_names_exactly_the_states_that_hold_car_and_salesperson():
+    """The slot maths' SQL spells the statuses out; it must offer no slot the exclusion constraints refuse."""
+    from backend.domains.test_drives.models import ACTIVE_SQL
+    from backend.domains.test_drives.repository import TEAM_AND_BUSY_SQL
+
+    assert ACTIVE_SQL == "status IN ('booked', 'confirmed', 'checked_out')"
+    assert "d." + ACTIVE_SQL in str(TEAM_AND_BUSY_SQL)
+
+
+def test_confirmed_is_labelled_in_both_languages():
+    assert rules.status_label("confirmed") == "Confirmed"
+    i18n.set_locale("zh_CN")
+    assert rules.status_label("confirmed") != "Confirmed"  # the word service appointments use too
+
+
+@pytest.mark.parametrize("status, start_hours, problem", [
+    ("booked", 2, None), ("confirmed", 2, None),  # twice is fine: nothing changes
+    ("booked", -1, "has passed"), ("confirmed", -1, "has passed"), ("booked", 0, "has passed"),
+    ("cancelled", 2, "“Cancelled” and can no longer be confirmed"),
+    ("checked_out", 0, "“On the road” and can no longer be confirmed"),
+    ("no_show", -1, "“No-show” and can no longer be confirmed"),
+    ("returned", -1, "“Returned”"), ("followed_up", -30, "“Followed up”"),
+])
+def test_only_a_drive_still_to_happen_can_be_confirmed(status, start_hours, problem):
+    now = at(10)
+    found = rules.confirm_problem(status, now + timedelta(hours=start_hours), now)
+    if problem is None:
+        assert found is None
+    else:
+        assert problem in found
 
 
 @pytest.mark.parametrize("current, after_booking", [

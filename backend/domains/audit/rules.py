@@ -19,6 +19,7 @@ ACTIONS = {
     "import": lazy_gettext("imported"),
     "reschedule": lazy_gettext("rescheduled"),
     "cancel": lazy_gettext("cancelled"),
+    "confirm": lazy_gettext("confirmed"),
     "check_out": lazy_gettext("checked out"),
     "return": lazy_gettext("took back"),
     "no_show": lazy_gettext("marked as a no-show:"),

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.domains.service_booking.models import ServiceAppointment
 from backend.domains.service_booking.rules import AppointmentStatus
 from backend.domains.test_drives.models import TestDrive
-from backend.domains.test_drives.rules import DriveStatus
+from backend.domains.test_drives.rules import UPCOMING
 
 from .models import Branch, BranchHoliday, DealerGroup
 
@@ -73,9 +73,9 @@ async def remove_holiday(session: AsyncSession, branch_id: int, day: date) -> Br
 
 
 async def booked_test_drives_between(session: AsyncSession, branch_id: int, first: datetime, last: datetime) -> int:
-    """Test drives still to happen (booked) that start in [first, last)."""
+    """Test drives still to happen (booked or confirmed) that start in [first, last)."""
     result = await session.execute(select(func.count()).select_from(TestDrive).where(
-        TestDrive.branch_id == branch_id, TestDrive.status == DriveStatus.BOOKED.value,
+        TestDrive.branch_id == branch_id, TestDrive.status.in_([s.value for s in UPCOMING]),
         TestDrive.starts_at >= first, TestDrive.starts_at < last))
     return result.scalar_one()
 

@@ -3,8 +3,8 @@
 ``POST /api/v1/test-drives`` is public (no CSRF cookie needed, rate limited per address) and idempotent
 with an ``Idempotency-Key`` header. An API key of a salesperson, manager or admin books as staff (phone or
 walk-in, no notice period); a browser session is treated like the public, so a forged cross-site request
-can never book as a staff member. ``GET/PATCH/DELETE /api/v1/test-drives/track/{token}`` are authorised
-by the customer's tracking token; the staff endpoints by role, scoped to the person's branch.
+can never book as a staff member. ``GET/PATCH/DELETE /api/v1/test-drives/track/{token}`` (and ``POST .../confirm``)
+are authorised by the customer's tracking token; the staff endpoints by role, scoped to the person's branch.
 """
 
 from __future__ import annotations
@@ -192,6 +192,17 @@ class TestDriveApi(Controller):
             return conflict_response(exc)
         return Response(drive_out(view), headers=NO_STORE)
 
+    @post("/track/{token:str}/confirm", summary="The customer confirms they are coming", status_code=200,
+          exclude_from_csrf=True, security=[{}])
+    async def confirm(self, drives: TestDriveService, token: Token) -> Response[TestDriveOut]:
+        """200 with ``status`` "confirmed" (again 200, nothing changed, when it already was); 409 with
+        ``current_status`` when the drive was cancelled, has begun or is over, or its time has passed."""
+        try:
+            view = await drives.confirm_by_link(token)
+        except Conflict as exc:
+            return conflict_response(exc)
+        return Response(drive_out(view), headers=NO_STORE)
+
     @delete("/track/{token:str}", summary="Cancel a test drive", status_code=200, exclude_from_csrf=True,
             security=[{}])
     async def cancel(self, drives: TestDriveService, token: Token) -> Response[TestDriveOut]:
@@ -246,6 +257,16 @@ class TestDriveApi(Controller):
     async def no_show(self, request: Request, drives: TestDriveService, drive_id: int) -> Response[StaffTestDriveOut]:
         try:
             view = await drives.no_show(request.user, drive_id)
+        except Conflict as exc:
+            return conflict_response(exc)
+        return Response(staff_drive_out(view))
+
+    @post("/{drive_id:int}/confirm", summary="Record that the customer is coming (staff)", status_code=200,
+          guards=[roles_required(*SALES_DESK)])
+    async def staff_confirm(self, request: Request, drives: TestDriveService,
+                            drive_id: int) -> Response[StaffTestDriveOut]:
+        try:
+            view = await drives.staff_confirm(request.user, drive_id)
         except Conflict as exc:
             return conflict_response(exc)
         return Response(staff_drive_out(view))

@@ -72,7 +72,7 @@ def form_values(data: Any) -> dict[str, str]:
 
 def common(**extra) -> dict:
     return {"labels": labels(), "branch_label": branch_label, "car_label": car_label, "errors": {}, "values": {},
-            **extra}
+            "upcoming": [s.value for s in rules.UPCOMING], **extra}
 
 
 # -- the customer's booking page ----------------------------------------------------------------------
@@ -169,8 +169,11 @@ async def tracking_context(drives: TestDriveService, token: str, **extra) -> dic
     view = await drives.tracked(token)
     d = view.drive
     link = get_settings().base_url.rstrip("/") + tracking_path(token)
+    now = utcnow()
     context = common(view=view, token=token, tz=view.tz, link=link,
-                     can_change=d.status == rules.DriveStatus.BOOKED and d.starts_at > utcnow(),
+                     can_change=d.status in rules.UPCOMING and d.starts_at > now,
+                     can_confirm=rules.confirm_problem(d.status, d.starts_at, now) is None
+                     and d.status != rules.DriveStatus.CONFIRMED,
                      can_rate=d.status in (rules.DriveStatus.RETURNED, rules.DriveStatus.FOLLOWED_UP)
                      and d.customer_rating is None,
                      vapid_public_key=await system.vapid_public_key(drives.session), **extra)
@@ -215,6 +218,16 @@ class TestDriveTrackController(Controller):
         except DomainError as exc:
             return await self._after(request, drives, token, exc=exc)
         return await self._after(request, drives, token, notice=_("Your test drive has been moved."))
+
+    @post("/{token:str}/confirm")
+    async def confirm(self, request: Request, drives: TestDriveService,
+                      token: Annotated[str, Parameter(max_length=100)]) -> Response:
+        await drives.tracked(token)  # an unknown link is a 404, not a re-rendered page
+        try:
+            await drives.confirm_by_link(token)
+        except DomainError as exc:
+            return await self._after(request, drives, token, exc=exc)
+        return await self._after(request, drives, token, notice=_("Thank you for confirming. See you then!"))
 
     @post("/{token:str}/cancel")
     async def cancel(self, request: Request, drives: TestDriveService,
@@ -267,9 +280,11 @@ async def drive_context(request: Request, drives: TestDriveService, drive_id: in
     d = view.drive
     now = utcnow()
     return common(view=view, tz=view.tz, mask=rules.mask_licence,
-                  can_check_out=d.status == rules.DriveStatus.BOOKED
+                  can_check_out=d.status in rules.UPCOMING
                   and rules.check_out_problem(now, d.starts_at, view.tz) is None,
-                  can_no_show=d.status == rules.DriveStatus.BOOKED and d.starts_at <= now,
+                  can_no_show=d.status in rules.UPCOMING and d.starts_at <= now,
+                  can_confirm=d.status == rules.DriveStatus.BOOKED
+                  and rules.confirm_problem(d.status, d.starts_at, now) is None,
                   odometer_default=view.vehicle.mileage_km, **extra)
 
 
@@ -419,6 +434,15 @@ class TestDriveDeskController(Controller):
         except DomainError as exc:
             return await drive_again(request, drives, drive_id, exc)
         return await drive_done(request, drives, drive_id, _("Recorded as a no-show."))
+
+    @post("/{drive_id:int}/confirm")
+    async def confirm(self, request: Request, drives: TestDriveService, drive_id: int) -> Response:
+        """A salesperson records that the customer is coming (e.g. after a phone call)."""
+        try:
+            await drives.staff_confirm(request.user, drive_id)
+        except DomainError as exc:
+            return await drive_again(request, drives, drive_id, exc)
+        return await drive_done(request, drives, drive_id, _("Confirmed: the customer is coming."))
 
     @post("/{drive_id:int}/cancel")
     async def cancel(self, request: Request, drives: TestDriveService, drive_id: int) -> Response:

@@ -46,11 +46,16 @@ def booked(params: dict) -> Message:
 
 @register("test_drive.reminder_24h")
 def reminder_24h(params: dict) -> Message:
-    return Message(
-        title=_("Your test drive is tomorrow"),
-        body=_("We look forward to seeing you at %(branch)s at %(when)s for your drive in the %(car)s. Please bring "
-               "your driving licence.", **_common(params)),
-    )
+    """The day before: asks the customer to confirm on their page (a salesperson then knows who will come),
+    unless they already have."""
+    if params.get("confirmed"):
+        body = _("We look forward to seeing you at %(branch)s at %(when)s for your drive in the %(car)s. Thank you "
+                 "for confirming. Please bring your driving licence.", **_common(params))
+    else:
+        body = _("We look forward to seeing you at %(branch)s at %(when)s for your drive in the %(car)s. Are you "
+                 "coming? Please confirm with one tap on your page, or move the drive if the time no longer suits "
+                 "you. Please bring your driving licence.", **_common(params))
+    return Message(title=_("Your test drive is tomorrow"), body=body)
 
 
 @register("test_drive.reminder_2h")

@@ -255,7 +255,7 @@ async def busy_between(session: AsyncSession, *, first: datetime, last: datetime
     return [tuple(row) for row in result.all()]
 
 
-# The statuses are ``rules.ACTIVE`` (literals, so that the plan is generic-friendly).
+# The statuses are ``rules.ACTIVE`` (literals, so that the plan is generic-friendly; a unit test keeps them equal).
 TEAM_AND_BUSY_SQL = text("""
 SELECT 's' AS kind, u.id AS a, NULL::int AS b, NULL::int AS c, NULL::timestamptz AS t1, NULL::timestamptz AS t2,
        u.name AS name, h.working_hours AS hours, coalesce(h.takes_online, true) AS online, NULL::date AS day
@@ -266,7 +266,7 @@ SELECT 'b', d.vehicle_id, d.salesperson_id, d.id, d.starts_at, d.blocked_until, 
   FROM test_drive d
  WHERE (d.vehicle_id = :vehicle_id OR d.salesperson_id IN (
             SELECT s.id FROM staff_user s WHERE s.branch_id = :branch_id AND s.role = 'sales' AND s.is_active))
-   AND d.status IN ('booked', 'checked_out') AND d.starts_at < :last AND d.blocked_until > :first
+   AND d.status IN ('booked', 'confirmed', 'checked_out') AND d.starts_at < :last AND d.blocked_until > :first
 UNION ALL
 SELECT 'h', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, bh.day
   FROM branch_holiday bh

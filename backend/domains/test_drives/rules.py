@@ -33,6 +33,7 @@ REMINDERS = (("24h", timedelta(hours=24)), ("2h", timedelta(hours=2)))
 
 class DriveStatus(StrEnum):
     BOOKED = "booked"
+    CONFIRMED = "confirmed"  # the customer said they are coming (on their page, or on the phone to a salesperson)
     CHECKED_OUT = "checked_out"
     RETURNED = "returned"
     FOLLOWED_UP = "followed_up"
@@ -40,11 +41,15 @@ class DriveStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+# Still to happen: may be checked out, marked a no-show, cancelled or moved, and is reminded of. A confirmed drive
+# behaves exactly like a booked one; moving it makes it booked again (the new time is not confirmed).
+UPCOMING = (DriveStatus.BOOKED, DriveStatus.CONFIRMED)
 # The states that hold the car and the salesperson: the WHERE of the exclusion constraints (mirrored in SQL).
-ACTIVE = (DriveStatus.BOOKED, DriveStatus.CHECKED_OUT)
+ACTIVE = (*UPCOMING, DriveStatus.CHECKED_OUT)
 
 STATUS_LABELS = {
     DriveStatus.BOOKED: lazy_gettext("Booked"),
+    DriveStatus.CONFIRMED: lazy_gettext("Confirmed"),
     DriveStatus.CHECKED_OUT: lazy_gettext("On the road"),
     DriveStatus.RETURNED: lazy_gettext("Returned"),
     DriveStatus.FOLLOWED_UP: lazy_gettext("Followed up"),
@@ -52,7 +57,9 @@ STATUS_LABELS = {
     DriveStatus.CANCELLED: lazy_gettext("Cancelled"),
 }
 TRANSITIONS: dict[DriveStatus, frozenset[DriveStatus]] = {
-    DriveStatus.BOOKED: frozenset({DriveStatus.CHECKED_OUT, DriveStatus.NO_SHOW, DriveStatus.CANCELLED}),
+    DriveStatus.BOOKED: frozenset({DriveStatus.CONFIRMED, DriveStatus.CHECKED_OUT, DriveStatus.NO_SHOW,
+                                   DriveStatus.CANCELLED}),
+    DriveStatus.CONFIRMED: frozenset({DriveStatus.CHECKED_OUT, DriveStatus.NO_SHOW, DriveStatus.CANCELLED}),
     DriveStatus.CHECKED_OUT: frozenset({DriveStatus.RETURNED}),
     DriveStatus.RETURNED: frozenset({DriveStatus.FOLLOWED_UP}),
     DriveStatus.FOLLOWED_UP: frozenset(),
@@ -87,6 +94,16 @@ def transition_problem(current: str, target: str) -> str | None:
         return None
     return _("A test drive that is “%(current)s” cannot become “%(target)s”.",
              current=status_label(current), target=status_label(target))
+
+
+def confirm_problem(current: str, start: datetime, now: datetime) -> str | None:
+    """Why a drive cannot be confirmed, or None (also None for one already confirmed: confirming twice is
+    harmless). Only a drive still to happen can be: not one cancelled, under way, over, or whose time has passed."""
+    if current not in UPCOMING:
+        return _("This test drive is “%(status)s” and can no longer be confirmed.", status=status_label(current))
+    if start <= now:
+        return _("The time of this test drive has passed: it can no longer be confirmed.")
+    return None
 
 
 # -- the lead ---------------------------------------------------------------------------------------

@@ -668,12 +668,13 @@ class TestDriveService:
 
     async def reschedule(self, drive_id: int, wanted: datetime, *, principal=None, customer_label: str | None = None,
                          token: str | None = None) -> DriveView:
-        """Move a booked drive: the same salesperson if they are free then, another free one if not. Nothing
-        changes if the new time is not free."""
+        """Move a drive still to happen: the same salesperson if they are free then, another free one if not.
+        Nothing changes if the new time is not free. A confirmed drive is booked again: the customer confirmed
+        the old time, not the new one."""
         drive = await repository.drive_by_id(self.session, drive_id, for_update=True)
         if drive is None:
             raise NotFound()
-        if drive.status != DriveStatus.BOOKED:
+        if drive.status not in rules.UPCOMING:
             raise Conflict(_("This test drive is “%(status)s” and can no longer be moved.",
                              status=rules.status_label(drive.status)), current_status=drive.status)
         staff = principal is not None
@@ -697,11 +698,13 @@ class TestDriveService:
                                                  online=online, ignore_drive=drive.id)
             raise Conflict(_("That time is not free. These are the next free times."),
                            next_slots=slot_json(found)) from None
-        before = drive.starts_at
+        before, status_before = drive.starts_at, drive.status
         await self.session.refresh(drive)
         view = await self.view(drive)
-        await self._record(principal, customer_label, drive, "reschedule", {"start": before.isoformat()},
-                           {"start": start.isoformat(), "salesperson_id": drive.salesperson_id})
+        changed = {"status": drive.status} if drive.status != status_before else {}
+        await self._record(principal, customer_label, drive, "reschedule",
+                           {"start": before.isoformat()} | ({"status": status_before} if changed else {}),
+                           {"start": start.isoformat(), "salesperson_id": drive.salesperson_id} | changed)
         await scheduler.cancel(self.session, record_type=TEST_DRIVE, record_id=drive.id)
         await self._tell_customer(view, "test_drive.rescheduled", token,
                                   event=f"rescheduled:{start.astimezone(UTC).isoformat()}")
@@ -720,7 +723,8 @@ class TestDriveService:
                     await self.session.execute(
                         update(TestDrive).where(TestDrive.id == drive_id)
                         .values(starts_at=start, ends_at=end, blocked_until=until, salesperson_id=salesperson_id,
-                                updated_at=utcnow()).execution_options(synchronize_session=False))
+                                status=DriveStatus.BOOKED.value, updated_at=utcnow())
+                        .execution_options(synchronize_session=False))
                     return
             except IntegrityError as exc:
                 constraint = violated_exclusion(exc)
@@ -775,6 +779,7 @@ class TestDriveService:
                 raise Invalid(str(exc), fields={"photo": str(exc)}) from exc
             photo_key = photos.new_key()
             await asyncio.to_thread(photos.store, photo_key, processed)
+        before = drive.status
         drive.status, drive.checked_out_at, drive.updated_at = DriveStatus.CHECKED_OUT.value, now, now
         # Sealed at rest: a Chinese licence number is the holder's identity card number.
         drive.licence_number, drive.licence_last4 = sealing.seal(number, rules.LICENCE_SEAL), number[-4:]
@@ -784,7 +789,7 @@ class TestDriveService:
         await scheduler.cancel(self.session, record_type=TEST_DRIVE, record_id=drive.id)  # no reminder now
         # The licence number stays out of the audit log (personal data); that it was seen is what counts.
         await audit.record_by(self.session, principal, action="check_out", entity=TEST_DRIVE, entity_id=drive.id,
-                              branch_id=drive.branch_id, before={"status": DriveStatus.BOOKED.value},
+                              branch_id=drive.branch_id, before={"status": before},
                               after={"status": drive.status, "odometer_out": data.odometer_out,
                                      "licence_photo": bool(photo_key)})
         return view
@@ -829,17 +834,38 @@ class TestDriveService:
         now = utcnow()
         if problem := rules.no_show_problem(now, drive.starts_at, branch.timezone):
             raise Conflict(problem)
+        before = drive.status
         drive.status, drive.no_show_at, drive.updated_at = DriveStatus.NO_SHOW.value, now, now
         await self.session.flush()
         await scheduler.cancel(self.session, record_type=TEST_DRIVE, record_id=drive.id)
         await audit.record_by(self.session, principal, action="no_show", entity=TEST_DRIVE, entity_id=drive.id,
-                              branch_id=drive.branch_id, before={"status": DriveStatus.BOOKED.value},
+                              branch_id=drive.branch_id, before={"status": before},
                               after={"status": drive.status})
         return await self.view(drive)
 
     async def staff_cancel(self, principal, drive_id: int) -> DriveView:
         await self.for_staff(principal, drive_id)
         return await self.cancel(drive_id, principal=principal)
+
+    async def confirm(self, drive_id: int, *, principal=None, customer_label: str | None = None) -> DriveView:
+        """The customer says they are coming (on their page, or to a salesperson on the phone). Confirming a
+        confirmed drive changes nothing (no second audit record); Conflict for a drive that is no longer to
+        happen or whose time has passed. Nobody is notified: the salesperson sees it on their day."""
+        drive = await repository.drive_by_id(self.session, drive_id, for_update=True)
+        if drive is None:
+            raise NotFound()
+        if problem := rules.confirm_problem(drive.status, drive.starts_at, utcnow()):
+            raise Conflict(problem, current_status=drive.status)
+        if drive.status != DriveStatus.CONFIRMED:
+            drive.status, drive.updated_at = DriveStatus.CONFIRMED.value, utcnow()
+            await self.session.flush()
+            await self._record(principal, customer_label, drive, "confirm", {"status": DriveStatus.BOOKED.value},
+                               {"status": drive.status})
+        return await self.view(drive)
+
+    async def staff_confirm(self, principal, drive_id: int) -> DriveView:
+        await self.for_staff(principal, drive_id)
+        return await self.confirm(drive_id, principal=principal)
 
     async def complete_follow_up(self, principal, drive_id: int, note: str) -> DriveView:
         drive = await self.for_staff(principal, drive_id, for_update=True)
@@ -880,7 +906,7 @@ class TestDriveService:
     def params(self, view: DriveView) -> dict:
         return {"reference": view.drive.reference, "car": view.car, "start": view.drive.starts_at.isoformat(),
                 "tz": view.tz, "branch": view.branch.name, "branch_en": view.branch.name_en or view.branch.name,
-                "customer": view.customer.name}
+                "customer": view.customer.name, "confirmed": view.drive.status == DriveStatus.CONFIRMED}
 
     async def _tell_customer(self, view: DriveView, template: str, token: str | None, *,
                              event: str | None = None) -> None:
@@ -903,7 +929,7 @@ class TestDriveService:
                                                    record_id=view.drive.id, valid_for=TRACKING_VALID_FOR)
 
     async def _schedule_reminders(self, view: DriveView, now: datetime) -> None:
-        """24 h and 2 h before. The keys carry the start, and the handler checks the drive is still booked at
+        """24 h and 2 h before. The keys carry the start, and the handler checks the drive is still to happen at
         that very time, so a moved or cancelled drive never reminds at its old time."""
         start = view.drive.starts_at.astimezone(UTC).isoformat()
         for name, due in rules.reminder_times(view.drive.starts_at, now):
@@ -913,9 +939,11 @@ class TestDriveService:
                                      payload={"which": name, "starts_at": start})
 
     async def remind(self, drive_id: int, which: str, starts_at: str) -> bool:
-        """The scheduled reminder; False (nothing sent) when the drive was moved, cancelled or has begun."""
+        """The scheduled reminder (booked or confirmed drives alike); False (nothing sent) when the drive was moved,
+        cancelled or has begun."""
         drive = await repository.drive_by_id(self.session, drive_id)
-        if drive is None or drive.status != DriveStatus.BOOKED or drive.starts_at != datetime.fromisoformat(starts_at):
+        if (drive is None or drive.status not in rules.UPCOMING
+                or drive.starts_at != datetime.fromisoformat(starts_at)):
             return False
         if which not in {name for name, _before in rules.REMINDERS}:
             raise ValueError(f"unknown reminder {which!r}")
@@ -957,6 +985,12 @@ class TestDriveService:
         moved = await self.reschedule(view.drive.id, wanted, customer_label="customer (tracking link)", token=token)
         moved.token = token
         return moved
+
+    async def confirm_by_link(self, token: str | None) -> DriveView:
+        view = await self.tracked(token)
+        confirmed = await self.confirm(view.drive.id, customer_label="customer (tracking link)")
+        confirmed.token = token
+        return confirmed
 
     async def cancel_by_link(self, token: str | None) -> DriveView:
         view = await self.tracked(token)
