@@ -1,7 +1,7 @@
 """Test-drive journeys on a phone (issue 5), against the live server and its seeded demo data:
 
 - a customer finds a car in the stock search, books a test drive of it (driving its demonstrator), lands on
-  the confirmation and opens the tracking link, which offers the calendar file;
+  the confirmation and opens the tracking link, which offers the calendar file, and taps "Yes, I'm coming";
 - a salesperson books a walk-in in three taps, checks the drive out (licence, photo, key, odometer) and takes
   the car back.
 
@@ -72,6 +72,17 @@ async def test_customer_books_from_a_stock_page_and_opens_the_tracking_link(phon
     download = await download_info.value
     assert download.suggested_filename.endswith(".ics")
     assert "BEGIN:VEVENT" in (await download.path()).read_text()
+
+    # "Yes, I'm coming": one tap, and the page says so (the salesperson sees "Confirmed" on their day).
+    await page.get_by_test_id("confirm-drive").click()
+    await expect(page.get_by_test_id("tracking")).to_have_attribute("data-status", "confirmed")
+    await expect(page.get_by_test_id("notice")).to_contain_text("Thank you for confirming")
+    await expect(page.get_by_test_id("confirmed-note")).to_contain_text("You confirmed that you are coming")
+    await expect(page.get_by_test_id("drive-status")).to_have_text("Confirmed")
+    await expect(page.get_by_test_id("confirm-drive")).to_have_count(0)
+    await page.reload()  # it stays confirmed, and the drive can still be moved or cancelled
+    await expect(page.get_by_test_id("drive-status")).to_have_text("Confirmed")
+    await expect(page.get_by_test_id("cancel-drive")).to_be_visible()
 
 
 async def make_daytime_showroom(base_db: str) -> tuple[str, str]:
