@@ -172,8 +172,8 @@ async def tracking_context(drives: TestDriveService, token: str, **extra) -> dic
     now = utcnow()
     context = common(view=view, token=token, tz=view.tz, link=link,
                      can_change=d.status in rules.UPCOMING and d.starts_at > now,
-                     can_confirm=rules.confirm_problem(d.status, d.starts_at, now) is None
-                     and d.status != rules.DriveStatus.CONFIRMED,
+                     can_confirm=d.status == rules.DriveStatus.BOOKED
+                     and rules.confirm_problem(d.status, d.starts_at, now) is None,
                      can_rate=d.status in (rules.DriveStatus.RETURNED, rules.DriveStatus.FOLLOWED_UP)
                      and d.customer_rating is None,
                      vapid_public_key=await system.vapid_public_key(drives.session), **extra)
