@@ -7,78 +7,50 @@ has something to count.
 
 from __future__ import annotations
 
-import random
 import re
 from datetime import timedelta
 
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
-from backend.domains.accounts.service import AccountService, principal_for
-from backend.domains.branches import service as branches
+from backend.domains.accounts.service import principal_for
 from backend.domains.branches.models import Branch
 from backend.domains.stock.models import Vehicle
 from backend.domains.stock.rules import with_check_digit
 from backend.domains.test_drives import rules
 from backend.domains.test_drives.service import TestDriveService
-from backend.lib import db
 from backend.lib.db import utcnow
-from backend.seed import DEMO_PASSWORD
-from tests.browser.conftest import E2E_DB
-from tests.conftest import database_url_for
+from tests.browser.e2e import branch_with_staff, live_session, sign_in
 from tests.showroom import NINE_TO_SIX, booking
 
 
 async def branch_with_a_booked_drive(base_db: str) -> tuple[str, int, str]:
     """Committed: a branch, its manager (English) and a test drive booked two days ahead. Returns the manager's
     e-mail, the branch id and the drive's local date (ISO)."""
-    engine = db.make_engine(database_url_for(base_db, E2E_DB), pool_size=1)
-    suffix = random.randrange(10**5, 10**6)
-    try:
-        async with db.unit_of_work(db.make_session_maker(engine)) as session:
-            group = await branches.create_group(session, "Hours Motors")
-            branch = await branches.create_branch(session, group_id=group.id, code=f"BH{suffix}", name="营业时间门店",
-                                                  name_en="Hours branch", timezone="Asia/Shanghai",
-                                                  opening_hours=NINE_TO_SIX)
-            accounts = AccountService(session, None)
-            email = f"hours-manager-{suffix}@forecourt.test"
-            await accounts.create_user(email=email, name="Hours Manager", role="manager", password=DEMO_PASSWORD,
-                                       branch_code=branch.code, locale="en")
-            seller = await accounts.create_user(email=f"hours-seller-{suffix}@forecourt.test", name="Hours Seller",
-                                                role="sales", password=DEMO_PASSWORD, branch_code=branch.code,
-                                                locale="en")
-            car = Vehicle(vin=with_check_digit(f"LHRSX{suffix:06d}R{suffix:06d}"[:17]), make="BYD",
-                          model=f"Seal {suffix}", model_year=2025, body="sedan", powertrain="bev", mileage_km=900,
-                          condition="demo", list_price=179_800, status="demo", branch_id=branch.id, colour="Blue")
-            session.add(car)
-            await session.flush()
-            drives = TestDriveService(session, None)
-            day = rules.local_day(utcnow(), branch.timezone) + timedelta(days=2)
-            start = (await drives.availability(car.id, day)).slots[2].start
-            await drives.book(booking(car, start, source="phone"), principal=principal_for(seller))
-        return email, branch.id, day.isoformat()
-    finally:
-        await engine.dispose()
+    async with live_session(base_db) as session:
+        team = await branch_with_staff(session, "Hours", opening_hours=NINE_TO_SIX)
+        branch, suffix = team.branch, team.suffix
+        car = Vehicle(vin=with_check_digit(f"LHRSX{suffix:06d}R{suffix:06d}"[:17]), make="BYD",
+                      model=f"Seal {suffix}", model_year=2025, body="sedan", powertrain="bev", mileage_km=900,
+                      condition="demo", list_price=179_800, status="demo", branch_id=branch.id, colour="Blue")
+        session.add(car)
+        await session.flush()
+        drives = TestDriveService(session, None)
+        day = rules.local_day(utcnow(), branch.timezone) + timedelta(days=2)
+        start = (await drives.availability(car.id, day)).slots[2].start
+        await drives.book(booking(car, start, source="phone"), principal=principal_for(team.staff["sales"]))
+    return team.staff["manager"].email, branch.id, day.isoformat()
 
 
 async def stored_saturday(base_db: str, branch_id: int):
-    engine = db.make_engine(database_url_for(base_db, E2E_DB), pool_size=1)
-    try:
-        async with db.unit_of_work(db.make_session_maker(engine)) as session:
-            hours = (await session.execute(select(Branch.opening_hours).where(Branch.id == branch_id))).scalar_one()
-            return hours["sat"]
-    finally:
-        await engine.dispose()
+    async with live_session(base_db) as session:
+        return (await session.execute(select(Branch.opening_hours).where(Branch.id == branch_id))).scalar_one()["sat"]
 
 
 async def test_manager_changes_saturday_and_adds_a_holiday_on_a_phone(phone: Page, base_urls) -> None:
     email, branch_id, day = await branch_with_a_booked_drive(base_urls[0])
     page = phone
-    await page.goto("/sign-in")
-    await page.locator("#f-email").fill(email)
-    await page.locator("#f-password").fill(DEMO_PASSWORD)
-    await page.locator("form[action='/sign-in'] button[type=submit]").click()
-    await expect(page).to_have_url(re.compile(r"/dashboard$"))
+    await sign_in(page, email)
     await page.locator("nav.bottom-nav a[href='/menu']").click()
     await page.get_by_test_id("menu-branch-hours").click()
     await expect(page).to_have_url(re.compile(r"/branch/hours$"))

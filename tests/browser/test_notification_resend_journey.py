@@ -6,67 +6,36 @@ channel, so the delivery log has one failed message of that branch to send again
 
 from __future__ import annotations
 
-import random
 import re
 
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
-from backend.domains.accounts.service import AccountService
-from backend.domains.branches import service as branches
 from backend.domains.notifications.models import Notification
 from backend.domains.notifications.service import NotificationRequest, notify
-from backend.lib import db
-from backend.seed import DEMO_PASSWORD
-from tests.browser.conftest import E2E_DB
-from tests.conftest import database_url_for
-from tests.showroom import NINE_TO_SIX
+from tests.browser.e2e import branch_with_staff, live_session, sign_in
 
 
 async def branch_with_a_failed_message(base_db: str) -> tuple[str, int]:
     """Committed: a branch, its manager and a failed message to its salesperson; (manager e-mail, message id)."""
-    engine = db.make_engine(database_url_for(base_db, E2E_DB), pool_size=1)
-    suffix = random.randrange(10**5, 10**6)
-    try:
-        async with db.unit_of_work(db.make_session_maker(engine)) as session:
-            group = await branches.create_group(session, "Resend Motors")
-            branch = await branches.create_branch(session, group_id=group.id, code=f"RS{suffix}", name="重发门店",
-                                                  name_en="Resend branch", timezone="Asia/Shanghai",
-                                                  opening_hours=NINE_TO_SIX)
-            accounts = AccountService(session, None)
-            email = f"resend-manager-{suffix}@forecourt.test"
-            await accounts.create_user(email=email, name="Resend Manager", role="manager", password=DEMO_PASSWORD,
-                                       branch_code=branch.code, locale="en")
-            seller = await accounts.create_user(email=f"resend-seller-{suffix}@forecourt.test", name="Resend Seller",
-                                                role="sales", password=DEMO_PASSWORD, branch_code=branch.code,
-                                                locale="en")
-            failed = await notify(session, NotificationRequest(
-                key=f"resend-journey:{suffix}", recipient_kind="staff", recipient_id=seller.id,
-                template="system.test", params={"name": "Seller"}, branch_id=branch.id))
-            (await session.get(Notification, failed)).status = "failed"
-        return email, failed
-    finally:
-        await engine.dispose()
+    async with live_session(base_db) as session:
+        team = await branch_with_staff(session, "Resend")
+        failed = await notify(session, NotificationRequest(
+            key=f"resend-journey:{team.suffix}", recipient_kind="staff", recipient_id=team.staff["sales"].id,
+            template="system.test", params={"name": "Seller"}, branch_id=team.branch.id))
+        (await session.get(Notification, failed)).status = "failed"
+    return team.staff["manager"].email, failed
 
 
 async def messages_like(base_db: str, key: str) -> list[str]:
-    engine = db.make_engine(database_url_for(base_db, E2E_DB), pool_size=1)
-    try:
-        async with db.unit_of_work(db.make_session_maker(engine)) as session:
-            return list((await session.execute(select(Notification.key).where(Notification.key.like(key)))
-                         ).scalars())
-    finally:
-        await engine.dispose()
+    async with live_session(base_db) as session:
+        return list((await session.execute(select(Notification.key).where(Notification.key.like(key)))).scalars())
 
 
 async def test_manager_sends_a_failed_message_again_on_a_phone(phone: Page, base_urls) -> None:
     email, failed = await branch_with_a_failed_message(base_urls[0])
     page = phone
-    await page.goto("/sign-in")
-    await page.locator("#f-email").fill(email)
-    await page.locator("#f-password").fill(DEMO_PASSWORD)
-    await page.locator("form[action='/sign-in'] button[type=submit]").click()
-    await expect(page).to_have_url(re.compile(r"/dashboard$"))
+    await sign_in(page, email)
     await page.goto("/admin/notifications/")
 
     messages = page.get_by_test_id("notification")

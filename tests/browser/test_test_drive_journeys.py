@@ -20,14 +20,9 @@ from datetime import date, timedelta
 from PIL import Image
 from playwright.async_api import Page, expect
 
-from backend.domains.accounts.service import AccountService
-from backend.domains.branches import service as branches
 from backend.domains.stock.models import Vehicle
 from backend.domains.stock.rules import with_check_digit
-from backend.lib import db
-from backend.seed import DEMO_PASSWORD
-from tests.browser.conftest import E2E_DB
-from tests.conftest import database_url_for
+from tests.browser.e2e import branch_with_staff, live_session, sign_in
 from tests.showroom import ALL_DAY, daytime_zone
 
 
@@ -88,35 +83,20 @@ async def test_customer_books_from_a_stock_page_and_opens_the_tracking_link(phon
 async def make_daytime_showroom(base_db: str) -> tuple[str, str]:
     """A branch where it is daytime now, open all day, with a salesperson and a demonstrator (committed in the
     live server's database). Returns the salesperson's e-mail and the car's model."""
-    engine = db.make_engine(database_url_for(base_db, E2E_DB), pool_size=1)
-    suffix = random.randrange(10**5, 10**6)
-    try:
-        async with db.unit_of_work(db.make_session_maker(engine)) as session:
-            group = await branches.create_group(session, "Daytime Motors")
-            branch = await branches.create_branch(session, group_id=group.id, code=f"DT{suffix}", name="日间门店",
-                                                  name_en="Daytime branch", timezone=daytime_zone(),
-                                                  opening_hours=ALL_DAY)
-            email = f"walk-in-{suffix}@forecourt.test"
-            await AccountService(session, None).create_user(email=email, name="Walk-in Seller", role="sales",
-                                                            password=DEMO_PASSWORD, branch_code=branch.code,
-                                                            locale="en")
-            model = f"Dolphin {suffix}"
-            session.add(Vehicle(vin=with_check_digit(f"LWALK{suffix:06d}R{suffix:06d}"[:17]), make="BYD", model=model,
-                                model_year=2025, body="hatchback", powertrain="bev", mileage_km=3400, condition="demo",
-                                list_price=99_800, status="demo", branch_id=branch.id, colour="Pink"))
-        return email, model
-    finally:
-        await engine.dispose()
+    async with live_session(base_db) as session:
+        team = await branch_with_staff(session, "Daytime", roles=("sales",), timezone=daytime_zone(),
+                                       opening_hours=ALL_DAY)
+        suffix, model = team.suffix, f"Dolphin {team.suffix}"
+        session.add(Vehicle(vin=with_check_digit(f"LWALK{suffix:06d}R{suffix:06d}"[:17]), make="BYD", model=model,
+                            model_year=2025, body="hatchback", powertrain="bev", mileage_km=3400, condition="demo",
+                            list_price=99_800, status="demo", branch_id=team.branch.id, colour="Pink"))
+    return team.staff["sales"].email, model
 
 
 async def test_salesperson_books_a_walk_in_checks_it_out_and_takes_it_back(phone: Page, base_urls) -> None:
     email, model = await make_daytime_showroom(base_urls[0])
     page = phone
-    await page.goto("/sign-in")
-    await page.locator("#f-email").fill(email)
-    await page.locator("#f-password").fill(DEMO_PASSWORD)
-    await page.locator("form[action='/sign-in'] button[type=submit]").click()
-    await expect(page).to_have_url(re.compile(r"/dashboard$"))
+    await sign_in(page, email)
     await page.locator("nav.bottom-nav a[href='/test-drives/']").click()
     await expect(page.get_by_test_id("walk-in")).to_be_visible()
 

@@ -6,56 +6,32 @@ server's database, so it changes nothing the other journeys rely on."""
 
 from __future__ import annotations
 
-import random
 import re
 
 from playwright.async_api import Page, expect
 
-from backend.domains.accounts.service import AccountService
-from backend.domains.branches import service as branches
 from backend.domains.stock.models import Vehicle
 from backend.domains.stock.rules import with_check_digit
-from backend.lib import db
-from backend.seed import DEMO_PASSWORD
-from tests.browser.conftest import E2E_DB
-from tests.conftest import database_url_for
+from tests.browser.e2e import branch_with_staff, live_session, sign_in
 
 
 async def make_branch_with_a_team(base_db: str) -> tuple[str, str, str]:
     """(the manager's e-mail, the salesperson's name, the demonstrator's model), committed."""
-    engine = db.make_engine(database_url_for(base_db, E2E_DB), pool_size=1)
-    suffix = random.randrange(10**5, 10**6)
-    try:
-        async with db.unit_of_work(db.make_session_maker(engine)) as session:
-            group = await branches.create_group(session, "Settings Motors")
-            branch = await branches.create_branch(session, group_id=group.id, code=f"ST{suffix}", name="设置门店",
-                                                  name_en="Settings branch", timezone="Asia/Shanghai")
-            accounts = AccountService(session, None)
-            manager = f"td-manager-{suffix}@forecourt.test"
-            await accounts.create_user(email=manager, name="Settings Manager", role="manager",
-                                       password=DEMO_PASSWORD, branch_code=branch.code, locale="en")
-            seller = f"Online Seller {suffix}"
-            await accounts.create_user(email=f"td-seller-{suffix}@forecourt.test", name=seller, role="sales",
-                                       password=DEMO_PASSWORD, branch_code=branch.code, locale="en")
-            model = f"Atto {suffix}"
-            session.add(Vehicle(vin=with_check_digit(f"LSETT{suffix:06d}R{suffix:06d}"[:17]), make="BYD",
-                                model=model, model_year=2025, body="suv", powertrain="bev", mileage_km=800,
-                                condition="demo", list_price=119_800, status="demo", branch_id=branch.id,
-                                colour="Grey"))
-        return manager, seller, model
-    finally:
-        await engine.dispose()
+    async with live_session(base_db) as session:
+        team = await branch_with_staff(session, "Settings")
+        suffix, model = team.suffix, f"Atto {team.suffix}"
+        session.add(Vehicle(vin=with_check_digit(f"LSETT{suffix:06d}R{suffix:06d}"[:17]), make="BYD",
+                            model=model, model_year=2025, body="suv", powertrain="bev", mileage_km=800,
+                            condition="demo", list_price=119_800, status="demo", branch_id=team.branch.id,
+                            colour="Grey"))
+    return team.staff["manager"].email, team.staff["sales"].name, model
 
 
 async def test_manager_sets_a_models_drive_length_and_a_salesperson_off_online_bookings(phone: Page,
                                                                                         base_urls) -> None:
     manager, seller, model = await make_branch_with_a_team(base_urls[0])
     page = phone
-    await page.goto("/sign-in")
-    await page.locator("#f-email").fill(manager)
-    await page.locator("#f-password").fill(DEMO_PASSWORD)
-    await page.locator("form[action='/sign-in'] button[type=submit]").click()
-    await expect(page).to_have_url(re.compile(r"/dashboard$"))
+    await sign_in(page, manager)
     await page.locator("nav.bottom-nav a[href='/menu']").click()
     await page.get_by_role("link", name="Test-drive settings").click()
     await expect(page).to_have_url(re.compile(r"/test-drives/settings$"))

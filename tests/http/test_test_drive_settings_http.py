@@ -168,6 +168,10 @@ async def test_who_may_open_the_screen_and_an_admin_picks_the_branch(client, ses
     assert (await saved_settings(session, elsewhere.branch)).slot_minutes == 45
     assert await saved_settings(session, showroom.branch) is None
     assert (await client.get(PAGE, params={"branch": "x"})).status_code in (400, 422)
+    # A branch number beyond the column's range (a form takes any ten digits) is not found, not a 500.
+    beyond = await client.post(PAGE, data={"_csrf_token": token, "branch": "9999999999", **RULES})
+    assert beyond.status_code == 404
+    assert (await client.get(PAGE, params={"branch": 999999})).status_code == 404
 
 
 # -- the JSON API ---------------------------------------------------------------------------------------

@@ -70,7 +70,9 @@ class HolidayProblem(StrEnum):
     NAME_TOO_LONG = "name_too_long"
 
 
-def _day_problem(value: object) -> HoursProblem | None:
+def day_hours_problem(value: object) -> HoursProblem | None:
+    """What is wrong with one day's ``["09:00", "18:00"]`` (None: closed, or fine); for opening hours and for a
+    salesperson's working hours alike."""
     if value is None:
         return None
     if not isinstance(value, list | tuple) or len(value) != 2:
@@ -89,7 +91,7 @@ def opening_hours_problems(hours: Mapping[str, object]) -> dict[str, HoursProble
     for day in WEEKDAYS:
         if day not in hours:
             problems[day] = HoursProblem.BAD_SHAPE
-        elif problem := _day_problem(hours[day]):
+        elif problem := day_hours_problem(hours[day]):
             problems[day] = problem
     return problems
 

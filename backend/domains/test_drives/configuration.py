@@ -21,7 +21,7 @@ from backend.lib.i18n import gettext as _
 
 from . import repository, rules
 from .models import TestDriveSettings
-from .schemas import HoursIn, SettingsIn
+from .schemas import MAX_ID, HoursIn, SettingsIn
 from .service import MANAGER_ROLES, default_settings
 
 SETTINGS_ENTITY = "test_drive_settings"
@@ -85,8 +85,10 @@ class TestDriveSetup:
         if scope is not None and branch_id is not None and branch_id != scope:
             raise Forbidden(_("You can only configure test drives at your own branch."))
         wanted = scope or branch_id or principal.branch_id
-        branches = await branch_repository.list_branches(self.session)
-        branch = next((b for b in branches if b.id == wanted), None) if wanted else (branches or [None])[0]
+        if wanted is None:  # an admin without a branch of their own: the first one
+            branch = next(iter(await branch_repository.list_branches(self.session)), None)
+        else:  # a form's number may be any ten digits: beyond the column's range it is simply not found
+            branch = await branch_repository.branch_by_id(self.session, wanted) if wanted <= MAX_ID else None
         if branch is None:
             raise NotFound()
         return branch

@@ -302,6 +302,15 @@ async def drive_done(request: Request, drives: TestDriveService, drive_id: int, 
                 block="drive")
 
 
+async def drive_action(request: Request, drives: TestDriveService, drive_id: int, action, notice: str) -> Response:
+    """A button on the drive screen that needs nothing but the drive (no-show, confirm, cancel)."""
+    try:
+        await action(request.user, drive_id)
+    except DomainError as exc:
+        return await drive_again(request, drives, drive_id, exc)
+    return await drive_done(request, drives, drive_id, notice)
+
+
 async def upload(data: dict, name: str) -> bytes | None:
     item = data.get(name)
     if isinstance(item, UploadFile):
@@ -429,28 +438,18 @@ class TestDriveDeskController(Controller):
 
     @post("/{drive_id:int}/no-show")
     async def no_show(self, request: Request, drives: TestDriveService, drive_id: int) -> Response:
-        try:
-            await drives.no_show(request.user, drive_id)
-        except DomainError as exc:
-            return await drive_again(request, drives, drive_id, exc)
-        return await drive_done(request, drives, drive_id, _("Recorded as a no-show."))
+        return await drive_action(request, drives, drive_id, drives.no_show, _("Recorded as a no-show."))
 
     @post("/{drive_id:int}/confirm")
     async def confirm(self, request: Request, drives: TestDriveService, drive_id: int) -> Response:
         """A salesperson records that the customer is coming (e.g. after a phone call)."""
-        try:
-            await drives.staff_confirm(request.user, drive_id)
-        except DomainError as exc:
-            return await drive_again(request, drives, drive_id, exc)
-        return await drive_done(request, drives, drive_id, _("Confirmed: the customer is coming."))
+        return await drive_action(request, drives, drive_id, drives.staff_confirm,
+                                  _("Confirmed: the customer is coming."))
 
     @post("/{drive_id:int}/cancel")
     async def cancel(self, request: Request, drives: TestDriveService, drive_id: int) -> Response:
-        try:
-            await drives.staff_cancel(request.user, drive_id)
-        except DomainError as exc:
-            return await drive_again(request, drives, drive_id, exc)
-        return await drive_done(request, drives, drive_id, _("The test drive has been cancelled."))
+        return await drive_action(request, drives, drive_id, drives.staff_cancel,
+                                  _("The test drive has been cancelled."))
 
     @post("/{drive_id:int}/follow-up")
     async def follow_up(self, request: Request, drives: TestDriveService, drive_id: int) -> Response:

@@ -18,7 +18,7 @@ from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from backend.domains.branches.rules import WEEKDAYS, parse_hours
+from backend.domains.branches.rules import WEEKDAYS, HoursProblem, day_hours_problem, parse_hours
 from backend.domains.service_booking import rules as service_booking_rules
 from backend.lib.i18n import format_date, format_time, lazy_gettext
 from backend.lib.i18n import gettext as _
@@ -462,7 +462,6 @@ def settings_problems(*, slot_minutes: int, drive_minutes: int, buffer_minutes: 
     return problems
 
 
-_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 def working_hours_problems(hours: Mapping[str, object] | None) -> tuple[dict, dict[str, str]]:
@@ -484,11 +483,11 @@ def working_hours_problems(hours: Mapping[str, object] | None) -> tuple[dict, di
         if value is None or value == [] or value == ["", ""]:
             stored[day] = None
             continue
-        if (not isinstance(value, list | tuple) or len(value) != 2
-                or not all(isinstance(v, str) and _CLOCK.match(v) for v in value)):
-            problems[day] = _("Enter the start and end as hours and minutes, e.g. 09:00 and 18:00.")
-        elif value[1] <= value[0]:
+        problem = day_hours_problem(value)  # the same check as a branch's opening hours
+        if problem == HoursProblem.CLOSE_NOT_AFTER_OPEN:
             problems[day] = _("The end of the working day must be after its start.")
+        elif problem is not None:
+            problems[day] = _("Enter the start and end as hours and minutes, e.g. 09:00 and 18:00.")
         else:
             stored[day] = [value[0], value[1]]
     return stored, problems
