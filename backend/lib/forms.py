@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -50,3 +51,22 @@ def parse_form(schema: type[M], data: Any) -> tuple[M | None, dict[str, str]]:
         return schema.model_validate(values), {}
     except ValidationError as exc:
         return None, field_errors(exc)
+
+
+def form_values(data: Any) -> dict[str, str]:
+    """A submitted form's text fields (files and the CSRF token left out)."""
+    return {k: v for k, v in dict(data).items() if isinstance(v, str) and k != "_csrf_token"}
+
+
+def form_int(raw: Any) -> int | None:
+    """A positive whole number typed or posted (at most ten digits), else None."""
+    text = str(raw or "").strip()
+    return int(text) if text.isdigit() and len(text) <= 10 else None
+
+
+def form_day(raw: Any) -> date | None:
+    """An ISO date (``2030-05-01``), else None."""
+    try:
+        return date.fromisoformat(str(raw)) if raw else None
+    except ValueError:
+        return None

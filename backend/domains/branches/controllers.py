@@ -7,8 +7,7 @@ field and status 422, like the other staff screens.
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
@@ -19,7 +18,7 @@ from backend.domains.accounts.guards import roles_required, sessions_only
 from backend.domains.accounts.rules import StaffRole
 from backend.lib.db import utcnow
 from backend.lib.errors import DomainError, Invalid
-from backend.lib.forms import parse_form
+from backend.lib.forms import form_day, form_int, form_values, parse_form
 from backend.lib.htmx import is_fragment_request, page
 from backend.lib.i18n import gettext as _
 from backend.lib.i18n import ngettext
@@ -31,20 +30,10 @@ TEMPLATE = "branches/hours.html"
 PATH = "/branch/hours"
 
 
-def form_values(data: Any) -> dict[str, str]:
-    return {k: v for k, v in dict(data).items() if isinstance(v, str) and k != "_csrf_token"}
 
 
-def branch_param(values: dict[str, str]) -> int | None:
-    text = values.get("branch", "").strip()
-    return int(text) if text.isdigit() and len(text) <= 10 else None
 
 
-def parse_day(raw: str | None) -> date | None:
-    try:
-        return date.fromisoformat(raw) if raw else None
-    except ValueError:
-        return None
 
 
 def screen_url(branch_id: int) -> str:
@@ -82,7 +71,7 @@ class BranchHoursController(Controller):
                    ) -> Template:
         context = await screen_context(db_session, request.user, branch,
                                        hours_notice=_("Opening hours saved.") if saved else None)
-        added_day = parse_day(added)
+        added_day = form_day(added)
         if added_day is not None and any(h.day == added_day for h in context["holidays"]):
             # Back from adding a holiday without htmx: the same count hint as the htmx answer.
             counts = await service.bookings_on(db_session, context["branch"], added_day)
@@ -92,7 +81,7 @@ class BranchHoursController(Controller):
     @post("/")
     async def save_hours(self, request: Request, db_session: AsyncSession) -> Response:
         values = form_values(await request.form())
-        branch_id = branch_param(values)
+        branch_id = form_int(values.get("branch"))
         try:
             branch = await service.set_opening_hours(db_session, request.user, branch_id,
                                                      rules.hours_from_form(values))
@@ -108,7 +97,7 @@ class BranchHoursController(Controller):
     @post("/holidays")
     async def add_holiday(self, request: Request, db_session: AsyncSession) -> Response:
         values = form_values(await request.form())
-        branch_id = branch_param(values)
+        branch_id = form_int(values.get("branch"))
         parsed, errors = parse_form(HolidayIn, {"date": values.get("date", ""), "name": values.get("name", "")})
         try:
             if parsed is None:
@@ -129,9 +118,9 @@ class BranchHoursController(Controller):
     async def remove_holiday(self, request: Request, db_session: AsyncSession,
                              day: Annotated[str, Parameter(max_length=10)]) -> Response:
         values = form_values(await request.form())
-        branch_id = branch_param(values)
+        branch_id = form_int(values.get("branch"))
         try:
-            chosen = parse_day(day)
+            chosen = form_day(day)
             if chosen is None:
                 raise Invalid(_("Enter a valid date."))
             removed = await service.remove_holiday(db_session, request.user, branch_id, chosen)

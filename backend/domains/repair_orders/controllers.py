@@ -29,7 +29,7 @@ from backend.domains.service_booking.controllers import booking_context, labels
 from backend.domains.service_booking.service import branch_label, localized
 from backend.lib.db import utcnow
 from backend.lib.errors import DomainError, Invalid, NotFound
-from backend.lib.forms import parse_form
+from backend.lib.forms import form_values, parse_form
 from backend.lib.htmx import is_fragment_request, page
 from backend.lib.i18n import gettext as _
 
@@ -71,8 +71,6 @@ async def uploads_of(data: dict, name: str = "photos") -> list[bytes]:
     return [content for item in items if isinstance(item, UploadFile) and (content := await item.read())]
 
 
-def form_values(data: dict) -> dict[str, str]:
-    return {k: v for k, v in data.items() if isinstance(v, str) and k != "_csrf_token"}
 
 
 # -- check-in, walk-in, board -------------------------------------------------------------------

@@ -19,7 +19,7 @@ from litestar.response import Redirect, Template
 from backend.domains.branches import repository as branch_repository
 from backend.lib.db import utcnow
 from backend.lib.errors import Conflict, Invalid, RateLimited
-from backend.lib.forms import parse_form
+from backend.lib.forms import form_day, parse_form
 from backend.lib.htmx import page
 from backend.lib.i18n import gettext as _
 
@@ -42,11 +42,6 @@ def is_booking_staff(request: Request) -> bool:
     return user is not None and user.kind == "staff" and user.role in BOOKING_ROLES
 
 
-def _parse_day(raw: str | None) -> date | None:
-    try:
-        return date.fromisoformat(raw) if raw else None
-    except ValueError:
-        return None
 
 
 async def booking_context(request: Request, booking: BookingService, *, branch_code: str | None,
@@ -89,7 +84,7 @@ class BookingController(Controller):
                    day: Annotated[str | None, Parameter(query="date", max_length=10)] = None,
                    operations: Annotated[list[str] | None, Parameter(max_items=10)] = None) -> Template:
         codes = [c.strip().upper()[:32] for c in (operations or []) if c.strip()]
-        chosen = _parse_day(day)
+        chosen = form_day(day)
         errors = {"date": _("Enter a valid date.")} if day and chosen is None else {}
         context, status = await booking_context(request, booking, branch_code=branch, day=chosen, codes=codes,
                                                 errors=errors)
@@ -106,7 +101,7 @@ class BookingController(Controller):
                 "marketing_consent": form.get("marketing_consent") == "on"}
         if is_booking_staff(request):
             raw["source"] = "phone"
-        day = _parse_day(values.get("date"))
+        day = form_day(values.get("date"))
         parsed, errors = parse_form(BookingIn, raw)
 
         async def again(status: int, errors: dict, **extra) -> Template:

@@ -25,7 +25,7 @@ from backend.domains.service_booking.api import client_ip
 from backend.domains.stock import rules as stock_rules
 from backend.lib.db import utcnow
 from backend.lib.errors import Conflict, DomainError, Invalid, NotFound
-from backend.lib.forms import parse_form
+from backend.lib.forms import form_day, form_int, form_values, parse_form
 from backend.lib.htmx import is_fragment_request, page
 from backend.lib.i18n import gettext as _
 from backend.lib.settings import get_settings
@@ -47,16 +47,8 @@ def labels() -> dict:
             "powertrain": stock_rules.POWERTRAIN_LABELS}
 
 
-def parse_day(raw: Any) -> date | None:
-    try:
-        return date.fromisoformat(str(raw)) if raw else None
-    except ValueError:
-        return None
 
 
-def parse_int(raw: Any) -> int | None:
-    text = str(raw or "").strip()
-    return int(text) if text.isdigit() and len(text) <= 10 else None
 
 
 def parse_start(raw: Any) -> datetime | None:
@@ -66,8 +58,6 @@ def parse_start(raw: Any) -> datetime | None:
         return None
 
 
-def form_values(data: Any) -> dict[str, str]:
-    return {k: v for k, v in dict(data).items() if isinstance(v, str) and k != "_csrf_token"}
 
 
 def common(**extra) -> dict:
@@ -122,9 +112,9 @@ class TestDriveBookingController(Controller):
     async def form(self, request: Request, drives: TestDriveService,
                    vehicle_id: Annotated[str | None, Parameter(max_length=12)] = None,
                    day: Annotated[str | None, Parameter(query="date", max_length=10)] = None) -> Template:
-        chosen_day = parse_day(day)
+        chosen_day = form_day(day)
         errors = {"date": _("Enter a valid date.")} if day and chosen_day is None else {}
-        context, status = await booking_context(drives, vehicle_id=parse_int(vehicle_id), day=chosen_day,
+        context, status = await booking_context(drives, vehicle_id=form_int(vehicle_id), day=chosen_day,
                                                 errors=errors)
         return page(request, "test_drives/book.html", context, block="slots", status_code=422 if errors else status)
 
@@ -134,7 +124,7 @@ class TestDriveBookingController(Controller):
         raw = {k: v for k, v in values.items() if k in ("vehicle_id", "start", "name", "phone", "email") and v}
         raw |= {"consent": values.get("consent") == "on", "marketing_consent": values.get("marketing_consent") == "on",
                 "locale": None}
-        vehicle_id, day = parse_int(values.get("vehicle_id")), parse_day(values.get("date"))
+        vehicle_id, day = form_int(values.get("vehicle_id")), form_day(values.get("date"))
 
         async def again(status: int, errors: dict, **extra) -> Template:
             context, _status = await booking_context(drives, vehicle_id=vehicle_id, day=day, values=values,
@@ -192,7 +182,7 @@ class TestDriveTrackController(Controller):
     async def show(self, request: Request, drives: TestDriveService, token: Annotated[str, Parameter(max_length=100)],
                    booked: bool = False, reschedule: Annotated[str | None, Parameter(max_length=10)] = None,
                    ) -> Template:
-        context = await tracking_context(drives, token, booked=booked, reschedule_day=parse_day(reschedule))
+        context = await tracking_context(drives, token, booked=booked, reschedule_day=form_day(reschedule))
         # Private: never cached by a shared cache, never sent as a referrer.
         return page(request, "test_drives/track.html", context, block="drive", headers=NO_STORE)
 
@@ -329,7 +319,7 @@ class TestDriveDeskController(Controller):
     async def day(self, request: Request, drives: TestDriveService,
                   day: Annotated[str | None, Parameter(query="date", max_length=10)] = None,
                   branch: Annotated[int | None, Parameter(ge=1, le=2**31 - 1)] = None) -> Template:
-        chosen = parse_day(day)
+        chosen = form_day(day)
         found = await drives.my_day(request.user, chosen, branch)
         return page(request, "test_drives/day.html", common(
             **found, bad_day=bool(day) and chosen is None, now=utcnow(),
@@ -339,7 +329,7 @@ class TestDriveDeskController(Controller):
     async def week(self, request: Request, drives: TestDriveService,
                    vehicle_id: Annotated[int | None, Parameter(ge=1, le=2**31 - 1)] = None,
                    start: Annotated[str | None, Parameter(max_length=10)] = None) -> Template:
-        found = await drives.week(request.user, vehicle_id, parse_day(start))
+        found = await drives.week(request.user, vehicle_id, form_day(start))
         return page(request, "test_drives/week.html", common(
             **found, prev_week=found["first"] - timedelta(days=7), next_week=found["first"] + timedelta(days=7)),
             block="week")
@@ -362,7 +352,7 @@ class TestDriveDeskController(Controller):
                 raise Invalid(_("Please correct the highlighted fields."), fields=errors)
             view = await drives.book(parsed, principal=request.user, idempotency_key=values.get("idempotency_key"))
         except DomainError as exc:
-            options = await drives.walk_in_options(request.user, parse_int(values.get("vehicle_id")))
+            options = await drives.walk_in_options(request.user, form_int(values.get("vehicle_id")))
             offered = [rules.Slot(datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"]))
                        for s in exc.extra.get("next_slots", [])]
             if offered:
@@ -387,7 +377,7 @@ class TestDriveDeskController(Controller):
         values = form_values(await request.form())
         try:
             if values.get("vehicle_id"):
-                vehicle_id = parse_int(values.get("vehicle_id"))
+                vehicle_id = form_int(values.get("vehicle_id"))
                 if vehicle_id is None:
                     raise Invalid(fields={"vin": _("Choose a car.")})
                 await drives.set_drivable(request.user, vehicle_id, values.get("drivable") == "true")
@@ -535,11 +525,11 @@ class TestDriveSetupController(Controller):
     @post("/")
     async def save_rules(self, request: Request, setup: TestDriveSetup) -> Response:
         values = form_values(await request.form())
-        branch_id = parse_int(values.get("branch"))
+        branch_id = form_int(values.get("branch"))
         parsed, errors = parse_form(SettingsIn, {k: values.get(k, "") for k in SettingsIn.model_fields})
         try:
             if parsed is None:  # every message at once: the rules for the numbers that could be read
-                numbers = {k: parse_int(values.get(k)) for k in SettingsIn.model_fields}
+                numbers = {k: form_int(values.get(k)) for k in SettingsIn.model_fields}
                 fallback = rules.DEFAULT_RULES
                 problems = rules.settings_problems(**{k: fallback[k] if k in errors or n is None else n
                                                       for k, n in numbers.items()})
@@ -553,11 +543,11 @@ class TestDriveSetupController(Controller):
     @post("/lengths")
     async def set_length(self, request: Request, setup: TestDriveSetup) -> Response:
         values = form_values(await request.form())
-        branch_id = parse_int(values.get("branch"))
+        branch_id = form_int(values.get("branch"))
         try:
             branch = await setup.branch_for(request.user, branch_id)
             choice = next((c for c in await setup.model_choices(branch) if c.key == values.get("model")), None)
-            minutes = parse_int(values.get("minutes"))
+            minutes = form_int(values.get("minutes"))
             problems = {}
             if choice is None:
                 problems["model"] = _("Choose one of the models your branch offers for test drives.")
@@ -576,7 +566,7 @@ class TestDriveSetupController(Controller):
     @post("/lengths/remove")
     async def remove_length(self, request: Request, setup: TestDriveSetup) -> Response:
         values = form_values(await request.form())
-        branch_id = parse_int(values.get("branch"))
+        branch_id = form_int(values.get("branch"))
         branch = await setup.branch_for(request.user, branch_id)
         choice = next((c for c in await setup.model_choices(branch) if c.key == values.get("model")), None)
         if choice is None:
@@ -591,7 +581,7 @@ class TestDriveSetupController(Controller):
     @post("/salespeople/{staff_user_id:int}")
     async def set_hours(self, request: Request, setup: TestDriveSetup, staff_user_id: int) -> Response:
         values = form_values(await request.form())
-        branch_id = parse_int(values.get("branch"))
+        branch_id = form_int(values.get("branch"))
         try:
             parsed, errors = parse_form(HoursIn, hours_input(values))
             if parsed is None:
